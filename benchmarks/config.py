@@ -1,0 +1,263 @@
+"""Benchmark configuration: defaults, YAML loading, command-line overrides and validation.
+
+Every check runs before any data is loaded or any model is trained, and every error names the
+dotted key and the offending value, e.g. ``pruning.keep_ratios[1] must be in (0, 1], got 1.5``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+__all__ = [
+    "AMP_MODES",
+    "BASELINES",
+    "DATASETS",
+    "DEFAULTS",
+    "LOADERS",
+    "LOOPS",
+    "MODELS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "apply_overrides",
+    "load_config",
+    "validate_config",
+]
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+MODELS = ("mlp", "tiny_cnn", "small_cnn", "resnet18")
+LOADERS = ("dataloader", "device")
+LOOPS = ("lightning", "plain")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "linear", "constant")
+AMP_MODES = ("none", "bf16")
+BASELINES = ("full", "full-same-budget")
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "data": {
+        "dataset": "digits",  # one of DATASETS
+        "root": None,  # ImageFolder tree with train/ and test/, or a torchvision root
+        "cache_dir": "~/.cache/dynaprune-bench",  # decoded tensors and torchvision downloads
+        "image_size": None,  # resize ImageFolder images to this square size when decoding
+        "train_subset": None,  # class-stratified subset sizes, fixed across runs and seeds
+        "test_subset": None,
+        "loader": "dataloader",  # one of LOADERS
+        "num_workers": 0,
+        "augment": False,  # random crop (pad 4) and horizontal flip
+        "streaming": False,  # decode JPEGs per item in the workers (imagefolder only)
+    },
+    "model": {"name": "tiny_cnn", "channels_last": False},
+    "train": {
+        "loop": "lightning",
+        "device": "auto",  # auto, cpu, cuda or cuda:N
+        "threads": None,  # torch.set_num_threads; None leaves torch's default
+        "epochs": 20,
+        "batch_size": 64,
+        "eval_batch_size": 1024,
+        "drop_last": False,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "schedule": "cosine",
+        "warmup_fraction": 0.0,  # share of the run's optimizer steps spent warming up the LR
+        "label_smoothing": 0.0,
+        "amp": "none",
+    },
+    "pruning": {
+        "policies": ["uniform", "epsilon_greedy", "ucb", "soft"],
+        "keep_ratios": [0.3, 0.5, 0.7],
+        "warmup_epochs": 0,
+        "anneal_epochs": 0,
+    },
+    "benchmark": {
+        "baselines": ["full", "full-same-budget"],
+        "seeds": 3,  # a count (seeds 0..n-1) or an explicit list
+        "target_drop": 0.5,  # time to target: full's final accuracy minus this many points
+    },
+}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Reads a YAML config and merges it over :data:`DEFAULTS` (not yet validated).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if the file is not a mapping of sections or names an unknown key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"config {str(path)!r} must be a mapping of sections, got {type(raw).__name__}")
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["name"] = raw.pop("name", path.stem)
+    for section, values in raw.items():
+        if section not in DEFAULTS:
+            raise ValueError(f"unknown config section {section!r}; valid sections: {sorted(DEFAULTS)}")
+        if not isinstance(values, dict):
+            raise ValueError(f"config section {section!r} must be a mapping, got {values!r}")
+        for key, value in values.items():
+            if key not in DEFAULTS[section]:
+                raise ValueError(
+                    f"unknown config key '{section}.{key}'; valid keys: {sorted(DEFAULTS[section])}"
+                )
+            cfg[section][key] = value
+    return cfg
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Returns a copy of ``cfg`` with dotted ``overrides`` (``{"train.epochs": 3}``) applied."""
+    cfg = copy.deepcopy(cfg)
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".", 1)
+        if section not in DEFAULTS or key not in DEFAULTS[section]:
+            raise ValueError(f"unknown config key {dotted!r}")
+        cfg[section][key] = value
+    return cfg
+
+
+def _fail(key: str, value: Any, requirement: str) -> ValueError:
+    return ValueError(f"{key} must be {requirement}, got {value!r}")
+
+
+def _int(cfg: dict[str, Any], dotted: str, minimum: int) -> None:
+    section, key = dotted.split(".")
+    value = cfg[section][key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(dotted, value, f"an integer >= {minimum}")
+
+
+def _number(cfg: dict[str, Any], dotted: str, low: float, high: float, *, open_low: bool = False) -> None:
+    section, key = dotted.split(".")
+    value = cfg[section][key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (value > low if open_low else value >= low) or value > high:
+        raise _fail(dotted, value, f"a number in {'(' if open_low else '['}{low}, {high}]")
+
+
+def _choice(cfg: dict[str, Any], dotted: str, choices: tuple[str, ...]) -> None:
+    section, key = dotted.split(".")
+    value = cfg[section][key]
+    if value not in choices:
+        raise ValueError(f"unknown {dotted} {value!r}; valid choices: {list(choices)}")
+
+
+def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Checks every value of a merged config and returns it with normalised seeds and paths.
+
+    Raises:
+        ValueError: naming the key and the value, e.g. an unknown policy, a keep ratio outside
+            (0, 1], a missing data root, an unknown dataset or model.
+    """
+    from dynaprune import POLICIES
+
+    data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
+    _choice(cfg, "data.dataset", DATASETS)
+    _choice(cfg, "model.name", MODELS)
+    _choice(cfg, "data.loader", LOADERS)
+    _choice(cfg, "train.loop", LOOPS)
+    _choice(cfg, "train.optimizer", OPTIMIZERS)
+    _choice(cfg, "train.schedule", SCHEDULES)
+    _choice(cfg, "train.amp", AMP_MODES)
+    _validate_data(data)
+    _validate_device(train["device"])
+    _int(cfg, "data.num_workers", 0)
+    for key in ("train.epochs", "train.batch_size", "train.eval_batch_size"):
+        _int(cfg, key, 1)
+    if train["threads"] is not None:
+        _int(cfg, "train.threads", 1)
+    _number(cfg, "train.lr", 0.0, float("inf"), open_low=True)
+    _number(cfg, "train.momentum", 0.0, 1.0)
+    _number(cfg, "train.weight_decay", 0.0, float("inf"))
+    _number(cfg, "train.warmup_fraction", 0.0, 1.0)
+    _number(cfg, "train.label_smoothing", 0.0, 1.0)
+    _number(cfg, "benchmark.target_drop", 0.0, 100.0)
+
+    policies = pruning["policies"]
+    if not isinstance(policies, list):
+        raise _fail("pruning.policies", policies, "a list")
+    for i, policy in enumerate(policies):
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: {list(POLICIES)}")
+    ratios = pruning["keep_ratios"]
+    if not isinstance(ratios, list) or not ratios:
+        raise _fail("pruning.keep_ratios", ratios, "a non-empty list")
+    for i, ratio in enumerate(ratios):
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
+            raise _fail(f"pruning.keep_ratios[{i}]", ratio, "in (0, 1]")
+    pruning["keep_ratios"] = [float(r) for r in ratios]
+    _int(cfg, "pruning.warmup_epochs", 0)
+    _int(cfg, "pruning.anneal_epochs", 0)
+    if pruning["warmup_epochs"] + pruning["anneal_epochs"] >= train["epochs"]:
+        raise ValueError(
+            f"pruning.warmup_epochs ({pruning['warmup_epochs']}) + pruning.anneal_epochs "
+            f"({pruning['anneal_epochs']}) must be smaller than train.epochs ({train['epochs']}), "
+            "otherwise no epoch is pruned"
+        )
+
+    baselines = bench["baselines"]
+    if not isinstance(baselines, list) or "full" not in baselines:
+        raise _fail("benchmark.baselines", baselines, "a list containing 'full' (the reference)")
+    for i, name in enumerate(baselines):
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r} in benchmark.baselines[{i}]; valid: {list(BASELINES)}")
+    bench["seeds"] = _seed_list(bench["seeds"])
+    return cfg
+
+
+def _seed_list(seeds: Any) -> list[int]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise _fail("benchmark.seeds", seeds, "a positive count or a non-empty list of integers")
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise _fail("benchmark.seeds", seeds, "a list without repeats")
+        return list(seeds)
+    raise _fail("benchmark.seeds", seeds, "a positive count or a non-empty list of integers")
+
+
+def _validate_data(data: dict[str, Any]) -> None:
+    root = data["root"]
+    if data["dataset"] == "imagefolder" and root is None:
+        raise ValueError("data.root is required for data.dataset 'imagefolder' (pass --data-root)")
+    if root is not None:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise ValueError(f"data.root {str(root)!r} does not exist or is not a directory")
+        if data["dataset"] == "imagefolder" and not all((path / split).is_dir() for split in ("train", "test")):
+            raise ValueError(f"data.root {str(root)!r} must hold train/ and test/ class folders")
+        data["root"] = str(path.resolve())
+    if data["dataset"] == "digits" and root is not None:
+        raise ValueError(f"data.root must be null for data.dataset 'digits' (it ships with scikit-learn), got {root!r}")
+    for key in ("train_subset", "test_subset", "image_size"):
+        value = data[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise _fail(f"data.{key}", value, "null or a positive integer")
+    if data["streaming"] and (data["dataset"] != "imagefolder" or data["loader"] != "dataloader"):
+        raise ValueError(
+            f"data.streaming=True needs data.dataset 'imagefolder' and data.loader 'dataloader', "
+            f"got {data['dataset']!r} and {data['loader']!r}"
+        )
+    if data["streaming"] and data["train_subset"] is not None:
+        raise _fail("data.train_subset", data["train_subset"], "null when data.streaming is true")
+
+
+def _validate_device(device: Any) -> None:
+    if device == "auto" or device == "cpu":
+        return
+    if not isinstance(device, str) or not device.startswith("cuda"):
+        raise ValueError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    try:
+        torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"train.device {device!r} is not a valid device: {err}") from None
+    if not torch.cuda.is_available():
+        raise ValueError(f"train.device {device!r} requested but CUDA is not available on this machine")

@@ -1,0 +1,101 @@
+"""Sharding an epoch across ranks and keeping the statistics identical on every rank.
+
+Every rank computes the same global subset (same seed, epoch and statistics) and takes the
+shard ``order[rank::num_replicas]`` of it, padded by repeating the first samples or truncated
+with ``drop_last``, exactly as :class:`torch.utils.data.DistributedSampler` does.
+
+During an epoch each rank records only the losses of the samples it owns: those in its shard
+that are not padding. At the epoch boundary :func:`all_reduce_statistics` merges the ranks'
+statistics with one ``all_reduce`` of an int32 buffer of ``4 N + 1`` elements: every rank
+writes the bit patterns of the statistics it updated this epoch and zeros elsewhere. Ownership
+is disjoint, so each sum holds exactly one rank's bits and the merge is exact (bit-equal),
+whatever the backend's summation order. Integers stay integers; floats travel as their bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from dynaprune.statistics import LossStatistics
+
+__all__ = ["all_reduce_statistics", "resolve_replicas", "shard_order"]
+
+
+def resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Return ``(num_replicas, rank)``, filling gaps from an initialised process group.
+
+    Without a process group the defaults are one replica, rank 0.
+
+    Raises:
+        ValueError: if ``num_replicas < 1`` or ``rank`` is outside ``[0, num_replicas)``.
+    """
+    initialised = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if initialised else 1
+    if rank is None:
+        rank = dist.get_rank() if initialised else 0
+    for name, value in (("num_replicas", num_replicas), ("rank", rank)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if num_replicas < 1:
+        raise ValueError(f"num_replicas must be >= 1, got {num_replicas!r}")
+    if not 0 <= rank < num_replicas:
+        raise ValueError(f"rank must be in [0, {num_replicas - 1}], got {rank!r}")
+    return num_replicas, rank
+
+
+def shard_length(size: int, num_replicas: int, drop_last: bool) -> int:
+    """Samples per rank for an epoch of ``size`` samples."""
+    return size // num_replicas if drop_last else math.ceil(size / num_replicas)
+
+
+def shard_order(order: Tensor, num_replicas: int, rank: int, drop_last: bool) -> tuple[Tensor, int]:
+    """This rank's part of the global epoch ``order`` and how many of its entries are not padding.
+
+    Padding entries, if any, are the shard's last ones.
+    """
+    size = order.numel()
+    per_rank = shard_length(size, num_replicas, drop_last)
+    total = per_rank * num_replicas
+    if total > size:
+        repeats = math.ceil((total - size) / size)
+        order = torch.cat([order, order.repeat(repeats)[: total - size]])
+    shard = order[rank:total:num_replicas].contiguous()
+    num_valid = min(per_rank, max(0, math.ceil((size - rank) / num_replicas)))
+    return shard, num_valid
+
+
+@torch.no_grad()
+def all_reduce_statistics(
+    stats: LossStatistics, owned: Tensor, epoch: int, group: dist.ProcessGroup | None = None
+) -> None:
+    """Merge the ranks' updates of ``epoch`` into identical statistics on every rank.
+
+    A collective: every rank of ``group`` must call it with the same ``epoch``.
+
+    Args:
+        stats: this rank's statistics.
+        owned: bool mask of the samples this rank owned in ``epoch`` (disjoint across ranks).
+        epoch: the epoch whose updates are merged.
+        group: the process group (default: the world).
+    """
+    n = stats.num_samples
+    touched = owned & (stats.seen == epoch + 1)
+    buf = torch.zeros(4 * n + 1, dtype=torch.int32, device=stats.device)
+    parts = buf[: 4 * n].view(4, n)
+    sources = (stats.mean.view(torch.int32), stats.var.view(torch.int32), stats.count, stats.seen)
+    untouched = ~touched
+    for row, src in zip(parts, sources, strict=False):
+        row.copy_(src).masked_fill_(untouched, 0)
+    buf[4 * n] = stats.nonfinite.to(torch.int32)
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
+    merged = parts[3] == epoch + 1
+    stats.mean = torch.where(merged, parts[0].view(torch.float32), stats.mean)
+    stats.var = torch.where(merged, parts[1].view(torch.float32), stats.var)
+    stats.count = torch.where(merged, parts[2], stats.count)
+    stats.seen = torch.where(merged, parts[3], stats.seen)
+    stats.nonfinite = buf[4 * n].to(torch.int64)

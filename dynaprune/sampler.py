@@ -1,0 +1,499 @@
+"""The drop-in sampler: each epoch, train on the samples that still matter.
+
+:class:`DynamicPruningSampler` is a :class:`torch.utils.data.Sampler` over a map-style data
+set. Before every epoch it asks its policy for exactly ``round(keep_ratio * N)`` samples
+(warm-up and final annealing epochs use them all), shuffles them with a generator seeded from
+``(seed, epoch)``, and yields this rank's shard. :meth:`DynamicPruningSampler.update` records
+each batch's per-sample losses in device-resident statistics without a host sync, and returns
+the loss to backpropagate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import Sampler
+
+from dynaprune.distributed import all_reduce_statistics, resolve_replicas, shard_length, shard_order
+from dynaprune.policies import PruningPolicy, make_policy
+from dynaprune.statistics import LossStatistics
+
+__all__ = ["DynamicPruningSampler"]
+
+_NONFINITE_MODES = ("warn", "raise", "ignore")
+_STATE_VERSION = 1
+
+
+def _check_count(name: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # A bijective mix, so that (seed, epoch) pairs never collide the way seed + epoch does.
+    return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+class DynamicPruningSampler(Sampler[int]):
+    """Yields, each epoch, a loss-driven subset of a data set's indices.
+
+    Args:
+        data_source: the map-style data set (only its length is used) or its length.
+        keep_ratio: share of the data set kept in a pruned epoch, in ``(0, 1]``; ``1`` trains on
+            all of it. A pruned epoch keeps exactly ``round(keep_ratio * N)`` samples.
+        policy: a name in :data:`dynaprune.policies.POLICIES` or a
+            :class:`~dynaprune.policies.PruningPolicy`.
+        seed: seeds every random choice together with the epoch.
+        warmup_epochs: first epochs that use the full data set.
+        anneal_epochs: last epochs that use the full data set; needs ``total_epochs``.
+        total_epochs: length of the run in epochs, for annealing and :meth:`total_steps`.
+        num_replicas: number of ranks; defaults to the process group's world size, else 1.
+        rank: this process's rank; defaults to the process group's rank, else 0.
+        drop_last: drop the tail of an epoch that does not divide across ranks, instead of
+            padding with repeated samples.
+        device: where the statistics live. By default they start on the CPU and move, once, to
+            the device of the first losses passed to :meth:`update`.
+        momentum: weight of the old value in each sample's moving loss average, in ``[0, 1)``.
+        nonfinite: what to do, at the next epoch boundary, about NaN or infinite losses skipped
+            during an epoch: ``"warn"``, ``"raise"`` (a ``FloatingPointError``) or ``"ignore"``.
+
+    Example:
+        >>> sampler = DynamicPruningSampler(10, keep_ratio=0.5, policy="ucb", seed=0)
+        >>> sampler.set_epoch(0)
+        >>> order = list(sampler)
+        >>> len(order), len(sampler), len(set(order))
+        (5, 5, 5)
+        >>> loss = sampler.update(torch.rand(5))   # matched to ``order``, in order
+    """
+
+    def __init__(
+        self,
+        data_source: Sized | int,
+        keep_ratio: float,
+        policy: str | PruningPolicy = "uniform",
+        *,
+        seed: int = 0,
+        warmup_epochs: int = 0,
+        anneal_epochs: int = 0,
+        total_epochs: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+        momentum: float = 0.5,
+        nonfinite: str = "warn",
+    ) -> None:
+        if isinstance(data_source, int) and not isinstance(data_source, bool):
+            n = data_source
+        elif isinstance(data_source, Sized):
+            n = len(data_source)
+        else:
+            raise TypeError(
+                "data_source must be a sized data set or its length, "
+                f"got {type(data_source).__name__}"
+            )
+        if n < 1:
+            raise ValueError(f"data_source must hold at least one sample, got length {n}")
+        if (
+            isinstance(keep_ratio, bool)
+            or not isinstance(keep_ratio, (int, float))
+            or not 0.0 < keep_ratio <= 1.0
+        ):
+            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
+        num_keep = round(keep_ratio * n)
+        if num_keep < 1:
+            raise ValueError(
+                f"keep_ratio={keep_ratio!r} of {n} samples keeps round({keep_ratio * n}) = 0; "
+                "raise keep_ratio"
+            )
+        self.seed = _check_count("seed", seed)
+        self.warmup_epochs = _check_count("warmup_epochs", warmup_epochs)
+        self.anneal_epochs = _check_count("anneal_epochs", anneal_epochs)
+        if total_epochs is not None:
+            _check_count("total_epochs", total_epochs, minimum=1)
+        if self.anneal_epochs and total_epochs is None:
+            raise ValueError(
+                f"anneal_epochs={anneal_epochs!r} needs total_epochs, the length of the run"
+            )
+        if nonfinite not in _NONFINITE_MODES:
+            raise ValueError(
+                f"nonfinite must be one of {list(_NONFINITE_MODES)}, got {nonfinite!r}"
+            )
+        if not isinstance(drop_last, bool):
+            raise ValueError(f"drop_last must be a bool, got {drop_last!r}")
+        self.num_samples = n
+        self.keep_ratio = float(keep_ratio)
+        self.num_keep = num_keep
+        self.policy = make_policy(policy)
+        self.total_epochs = total_epochs
+        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        self.drop_last = drop_last
+        self.nonfinite = nonfinite
+        self._device_fixed = device is not None
+        self.stats = LossStatistics(n, momentum, _resolve_device(device))
+        self.epoch = 0
+        self._warned_no_group = False
+        self.timings = {"select_seconds": 0.0, "update_seconds": 0.0}
+        self._reset_plan()
+
+    # ----------------------------------------------------------------- epochs and lengths
+    def is_pruned(self, epoch: int) -> bool:
+        """Whether ``epoch`` trains on a subset (not warm-up, not annealing, keep_ratio < 1)."""
+        if self.num_keep == self.num_samples or epoch < self.warmup_epochs:
+            return False
+        return not (self.anneal_epochs and epoch >= self.total_epochs - self.anneal_epochs)
+
+    def epoch_size(self, epoch: int) -> int:
+        """Samples that ``epoch`` trains on, over all ranks (padding not counted)."""
+        return self.num_keep if self.is_pruned(epoch) else self.num_samples
+
+    def epoch_length(self, epoch: int) -> int:
+        """Samples this rank yields in ``epoch`` (padding counted)."""
+        return shard_length(self.epoch_size(epoch), self.num_replicas, self.drop_last)
+
+    def __len__(self) -> int:
+        if self._restored:
+            return self._order.numel() - self._cursor
+        return self.epoch_length(self.epoch)
+
+    def total_steps(
+        self,
+        batch_size: int,
+        *,
+        epochs: int | None = None,
+        drop_last: bool = False,
+        accumulate_grad_batches: int = 1,
+    ) -> int:
+        """Exact number of optimizer steps of a run, for LR schedules such as OneCycle.
+
+        Args:
+            batch_size: the DataLoader's batch size.
+            epochs: epochs in the run; defaults to ``total_epochs``.
+            drop_last: the DataLoader's ``drop_last``.
+            accumulate_grad_batches: batches per optimizer step; a partial group at the end of
+                an epoch still steps, as in Lightning.
+
+        Example:
+            >>> s = DynamicPruningSampler(1000, 0.5, warmup_epochs=1, total_epochs=3)
+            >>> s.total_steps(batch_size=100)   # 10 + 5 + 5
+            20
+        """
+        _check_count("batch_size", batch_size, minimum=1)
+        _check_count("accumulate_grad_batches", accumulate_grad_batches, minimum=1)
+        epochs = self.total_epochs if epochs is None else _check_count("epochs", epochs)
+        if epochs is None:
+            raise ValueError("epochs must be given when the sampler has no total_epochs")
+        steps = 0
+        for epoch in range(epochs):
+            length = self.epoch_length(epoch)
+            batches = length // batch_size if drop_last else math.ceil(length / batch_size)
+            steps += math.ceil(batches / accumulate_grad_batches)
+        return steps
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that the next iteration plans (call it before every epoch)."""
+        self.epoch = _check_count("epoch", epoch)
+
+    # ----------------------------------------------------------------- selection
+    def _reset_plan(self) -> None:
+        self._plan_epoch: int | None = None
+        self._global_order: Tensor | None = None  # the epoch's order over all ranks
+        self._global_weights: Tensor | None = None
+        self._order = torch.empty(0, dtype=torch.int64)  # this rank's shard
+        self._weights: Tensor | None = None  # loss weight per position of the shard
+        self._weight_table: Tensor | None = None  # per sample, built for indexed updates
+        self._owned: Tensor | None = None  # samples this rank records (distributed only)
+        self._num_valid = 0
+        self._cursor = 0
+        self._synced = True
+        self._restored = False
+
+    def synchronize(self) -> None:
+        """Merge the ranks' statistics of the last planned epoch (a collective; once per epoch).
+
+        Called by the next iteration; call it earlier to checkpoint merged statistics. Does
+        nothing with a single replica or when already merged.
+        """
+        if self._synced:
+            return
+        self._synced = True
+        if not (dist.is_available() and dist.is_initialized()):
+            if not self._warned_no_group:
+                self._warned_no_group = True
+                warnings.warn(
+                    f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
+                    "each rank keeps its own statistics, and ranks may choose different subsets",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return
+        all_reduce_statistics(self.stats, self._owned, self._plan_epoch)
+
+    def _plan(self, epoch: int) -> None:
+        start = time.perf_counter()
+        self.synchronize()
+        self._report_nonfinite()
+        device = self.stats.device
+        generator = torch.Generator(device=device).manual_seed(_epoch_seed(self.seed, epoch))
+        weights = None
+        if self.is_pruned(epoch):
+            selection = self.policy.select(self.stats, self.num_keep, generator)
+            order, weights = selection.indices, selection.weights
+            if order.numel() != self.num_keep:
+                raise RuntimeError(
+                    f"{self.policy!r} returned {order.numel()} indices, expected {self.num_keep}"
+                )
+            if not selection.shuffled:
+                perm = torch.randperm(order.numel(), generator=generator, device=device)
+                order = order[perm]
+                weights = None if weights is None else weights[perm]
+        else:
+            order = torch.randperm(self.num_samples, generator=generator, device=device)
+        self._set_plan(epoch, order, weights, cursor=0)
+        self.timings["select_seconds"] += time.perf_counter() - start
+
+    def _set_plan(self, epoch: int, order: Tensor, weights: Tensor | None, cursor: int) -> None:
+        self._reset_plan()
+        self._plan_epoch, self._global_order, self._cursor = epoch, order, cursor
+        self._global_weights = weights
+        self._order, self._num_valid = shard_order(
+            order, self.num_replicas, self.rank, self.drop_last
+        )
+        if weights is not None:
+            self._weights, _ = shard_order(weights, self.num_replicas, self.rank, self.drop_last)
+        if self.num_replicas > 1:
+            owned = torch.zeros(self.num_samples, dtype=torch.bool, device=order.device)
+            owned[self._order[: self._num_valid]] = True
+            self._owned = owned
+            self._synced = False
+
+    def _report_nonfinite(self) -> None:
+        if self.nonfinite == "ignore" or self._plan_epoch is None:
+            return
+        skipped = self.stats.pop_nonfinite()
+        if skipped:
+            msg = (
+                f"{skipped} non-finite per-sample losses in epoch {self._plan_epoch} were not "
+                "recorded in the statistics"
+            )
+            if self.nonfinite == "raise":
+                raise FloatingPointError(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    def __iter__(self) -> Iterator[int]:
+        if self._restored and self._plan_epoch == self.epoch:
+            self._restored = False  # resume the checkpointed epoch where it stopped
+        else:
+            self._plan(self.epoch)
+        # The one device-to-host copy per epoch: the DataLoader needs Python ints.
+        return iter(self._order[self._cursor :].tolist())
+
+    # ----------------------------------------------------------------- feedback
+    def _ensure_device(self, device: torch.device) -> None:
+        if _same_device(device, self.stats.device):
+            return
+        if self._device_fixed:
+            raise ValueError(
+                f"losses are on {device}, but the statistics live on {self.stats.device}; "
+                "pass losses from one device (or set device= to theirs)"
+            )
+        self.stats.to(device)
+        for name in (
+            "_global_order",
+            "_global_weights",
+            "_order",
+            "_weights",
+            "_weight_table",
+            "_owned",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+        self._device_fixed = True
+
+    def _check_losses(self, losses: Any) -> Tensor:
+        if not isinstance(losses, Tensor):
+            raise TypeError(f"losses must be a torch.Tensor, got {type(losses).__name__}")
+        if losses.ndim != 1 or not losses.is_floating_point():
+            raise ValueError(
+                "losses must be a 1-D floating tensor of per-sample losses (reduction='none'), "
+                f"got shape {tuple(losses.shape)} and dtype {losses.dtype}"
+            )
+        return losses
+
+    def _check_indices(self, indices: Any, size: int) -> Tensor:
+        indices = torch.as_tensor(indices)
+        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
+            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
+        if indices.shape != (size,):
+            raise ValueError(
+                f"indices must have shape ({size},) like losses, got {tuple(indices.shape)}"
+            )
+        if indices.device.type == "cpu":
+            bad = (indices < 0) | (indices >= self.num_samples)
+            if bad.any():
+                raise IndexError(
+                    f"indices must be in [0, {self.num_samples}), got {indices[bad][0].item()}"
+                )
+        else:  # checking on the device would need a host sync; this fails asynchronously
+            ok = ((indices >= 0) & (indices < self.num_samples)).all()
+            torch._assert_async(ok, f"indices must be in [0, {self.num_samples})")
+        return indices.to(self.stats.device, torch.int64, non_blocking=True)
+
+    def _positions(self, size: int) -> slice:
+        if self._plan_epoch is None:
+            raise RuntimeError(
+                "update() was called before the sampler was iterated; iterate the DataLoader "
+                "that holds this sampler, or pass indices="
+            )
+        start, end = self._cursor, self._cursor + size
+        if end > self._order.numel():
+            raise ValueError(
+                f"losses has {size} entries but only {self._order.numel() - start} samples of "
+                f"epoch {self._plan_epoch} are left to match; pass indices= if the loader does "
+                "not yield this sampler's order batch after batch"
+            )
+        return slice(start, end)
+
+    def _lookup_weights(self, indices: Tensor) -> Tensor | None:
+        if self._weights is None:
+            return None
+        if self._weight_table is None:
+            table = torch.ones(self.num_samples, device=self.stats.device)
+            table[self._order] = self._weights
+            self._weight_table = table
+        return self._weight_table[indices]
+
+    def batch_weights(self, batch: Tensor | int, indices: Tensor | None = None) -> Tensor:
+        """Loss weights of the next batch, without recording anything.
+
+        Args:
+            batch: the batch's per-sample losses (the weights then come on their device and
+                dtype) or the batch size.
+            indices: the batch's sample indices, if losses are not matched by position.
+
+        Returns:
+            A 1-D tensor of weights: ones unless the policy re-weights (``soft``).
+        """
+        size = batch.shape[0] if isinstance(batch, Tensor) else _check_count("batch", batch, 1)
+        if isinstance(batch, Tensor):
+            self._ensure_device(batch.device)
+        if indices is None:
+            weights = None if self._weights is None else self._weights[self._positions(size)]
+        else:
+            weights = self._lookup_weights(self._check_indices(indices, size))
+        if weights is None:
+            weights = torch.ones(size, device=self.stats.device)
+        return weights.to(batch.dtype) if isinstance(batch, Tensor) else weights
+
+    def update(self, losses: Tensor, indices: Tensor | None = None) -> Tensor:
+        """Record a batch's per-sample losses and return the loss to backpropagate.
+
+        Args:
+            losses: per-sample losses, shape ``(B,)`` (``reduction="none"``), with or without
+                grad. Non-finite entries are not recorded, only counted.
+            indices: the samples' indices. Without them, losses are matched to this epoch's
+                order, batch after batch, as the DataLoader delivers it.
+
+        Returns:
+            The mean of ``losses`` (weighted by :meth:`batch_weights` for re-weighting
+            policies), keeping the autograd graph; non-finite entries are not masked in it.
+        """
+        start = time.perf_counter()
+        losses = self._check_losses(losses)
+        self._ensure_device(losses.device)
+        size = losses.shape[0]
+        if indices is None:
+            pos = self._positions(size)
+            idx = self._order[pos]
+            weights = None if self._weights is None else self._weights[pos]
+            valid = None
+            if pos.stop > self._num_valid:  # padding repeats samples recorded elsewhere
+                valid = torch.arange(pos.start, pos.stop, device=idx.device) < self._num_valid
+            self._cursor = pos.stop
+        else:
+            if self._plan_epoch is None:
+                self._positions(size)  # raises the same helpful error
+            idx = self._check_indices(indices, size)
+            weights = self._lookup_weights(idx)
+            valid = None if self._owned is None else self._owned[idx]
+        self.stats.update(idx, losses, self._plan_epoch, valid)
+        loss = losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()
+        self.timings["update_seconds"] += time.perf_counter() - start
+        return loss
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: statistics, epoch and the current epoch's plan."""
+        plan = None
+        if self._plan_epoch is not None:
+            plan = {
+                "epoch": self._plan_epoch,
+                "order": self._global_order.cpu(),
+                "weights": None if self._global_weights is None else self._global_weights.cpu(),
+                "cursor": self._cursor,
+                "synced": self._synced,
+            }
+        return {
+            "version": _STATE_VERSION,
+            "num_samples": self.num_samples,
+            "keep_ratio": self.keep_ratio,
+            "seed": self.seed,
+            "policy": repr(self.policy),
+            "epoch": self.epoch,
+            "stats": self.stats.state_dict(),
+            "plan": plan,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict` output.
+
+        A state saved at an epoch boundary continues exactly as the uninterrupted run. A state
+        saved mid-epoch resumes that epoch's plan after the last recorded batch: the next
+        iteration of the same epoch yields only the samples not yet recorded.
+
+        Raises:
+            ValueError: if the state belongs to a data set of another size.
+        """
+        n = state.get("num_samples")
+        if n != self.num_samples:
+            raise ValueError(
+                f"state_dict is for a data set of {n} samples, but this sampler has "
+                f"{self.num_samples}"
+            )
+        self.stats.load_state_dict(state["stats"])
+        self.epoch = int(state.get("epoch", 0))
+        self._reset_plan()
+        plan = state.get("plan")
+        if plan is not None:
+            device = self.stats.device
+            weights = plan.get("weights")
+            self._set_plan(
+                int(plan["epoch"]),
+                plan["order"].to(device),
+                None if weights is None else weights.to(device),
+                int(plan.get("cursor", 0)),
+            )
+            self._synced = self._synced or bool(plan.get("synced", False))
+            self._restored = self._cursor < self._order.numel()
+
+
+def _resolve_device(device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device

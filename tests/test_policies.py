@@ -1,0 +1,176 @@
+import pytest
+import torch
+
+from dynaprune.policies import (
+    POLICIES,
+    EpsilonGreedyPolicy,
+    SoftPolicy,
+    UCBPolicy,
+    UniformPolicy,
+    make_policy,
+)
+from dynaprune.statistics import LossStatistics
+
+
+def seen_stats(mean, var=None):
+    mean = torch.as_tensor(mean, dtype=torch.float32)
+    stats = LossStatistics(mean.numel())
+    stats.mean = mean.clone()
+    stats.var = torch.zeros_like(mean) if var is None else torch.as_tensor(var, dtype=torch.float32)
+    stats.count = torch.ones(mean.numel(), dtype=torch.int32)
+    stats.seen = torch.ones(mean.numel(), dtype=torch.int32)
+    return stats
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("name", POLICIES)
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (10, 1), (10, 7), (10, 10), (1000, 333)])
+def test_exact_size_and_distinct(name, n, k):
+    stats = seen_stats(torch.rand(n, generator=gen(1)))
+    sel = make_policy(name).select(stats, k, gen())
+    assert sel.indices.numel() == k
+    assert sel.indices.unique().numel() == k
+    assert sel.indices.dtype == torch.int64
+    assert sel.indices.min() >= 0 and sel.indices.max() < n
+    if sel.weights is not None:
+        assert sel.weights.shape == (k,) and (sel.weights >= 1).all()
+
+
+@pytest.mark.parametrize("name", POLICIES)
+def test_same_generator_seed_same_selection(name):
+    stats = seen_stats(torch.rand(500, generator=gen(1)))
+    a = make_policy(name).select(stats, 100, gen(7))
+    b = make_policy(name).select(stats, 100, gen(7))
+    c = make_policy(name).select(stats, 100, gen(8))
+    assert torch.equal(a.indices, b.indices)
+    assert not torch.equal(a.indices.sort().values, c.indices.sort().values)
+
+
+def test_epsilon_greedy_greedy_part_is_the_top_of_the_scores():
+    n, k, eps = 1000, 200, 0.25
+    scores = torch.randperm(n, generator=gen(3)).float()
+    sel = EpsilonGreedyPolicy(epsilon=eps).select(seen_stats(scores), k, gen())
+    greedy = round((1 - eps) * k)
+    top = set(torch.topk(scores, greedy).indices.tolist())
+    chosen = set(sel.indices.tolist())
+    assert top <= chosen
+    # The random part is spread over the rest, not the next best scores.
+    rest = torch.tensor(sorted(chosen - top))
+    assert scores[rest].min() < n - greedy - (k - greedy)
+
+
+def test_epsilon_one_is_uniform_and_zero_is_top_k():
+    scores = torch.arange(100.0)
+    top = EpsilonGreedyPolicy(epsilon=0.0).select(seen_stats(scores), 10, gen())
+    assert sorted(top.indices.tolist()) == list(range(90, 100))
+    rand = EpsilonGreedyPolicy(epsilon=1.0).select(seen_stats(scores), 10, gen())
+    assert sorted(rand.indices.tolist()) != list(range(90, 100))
+
+
+def test_ucb_prefers_uncertain_samples_at_equal_mean():
+    n = 100
+    var = torch.zeros(n)
+    var[::2] = 4.0  # even samples: same mean, more uncertain
+    sel = UCBPolicy(c=1.0, explore=0.0).select(seen_stats(torch.ones(n), var), 50, gen())
+    assert sorted(sel.indices.tolist()) == list(range(0, n, 2))
+
+
+def test_ucb_count_bonus_prefers_rarely_seen_samples():
+    stats = seen_stats(torch.ones(10))
+    stats.count = torch.tensor([1, 9, 9, 9, 9, 9, 9, 9, 9, 2], dtype=torch.int32)
+    sel = UCBPolicy(c=0.0, count_bonus=1.0, explore=0.0).select(stats, 2, gen())
+    assert sorted(sel.indices.tolist()) == [0, 9]
+
+
+@pytest.mark.parametrize("name", ["epsilon_greedy", "ucb", "soft"])
+def test_unseen_samples_rank_first_in_random_order(name):
+    n = 100
+    stats = seen_stats(torch.full((n,), 100.0))
+    unseen = torch.arange(0, n, 5)
+    stats.count[unseen] = 0
+    stats.mean[unseen] = 0.0
+    picks = []
+    for seed in range(2):
+        sel = make_policy(name).select(stats, 10, gen(seed))
+        picks.append(set(sel.indices.tolist()))
+    # With 20 unseen and 10 kept, the greedy share is unseen only; the random share may differ.
+    greedy = {"epsilon_greedy": 7, "ucb": 7, "soft": 5}[name]
+    for chosen in picks:
+        assert len(chosen & set(unseen.tolist())) >= greedy
+    assert picks[0] != picks[1]
+
+
+def test_all_unseen_gives_a_random_subset():
+    stats = LossStatistics(1000)
+    a = make_policy("ucb").select(stats, 100, gen(0)).indices
+    # Not the first indices (a class-sorted data set would lose whole classes).
+    assert a.max() > 500 and a.min() < 500
+
+
+def test_soft_weights_are_unbiased():
+    n, k = 40, 12
+    losses = torch.rand(n, generator=gen(5)) ** 3 * 5
+    stats = seen_stats(losses)
+    policy = SoftPolicy(random_share=0.5)
+    draws = 4000
+    total = torch.zeros(())
+    inclusion = torch.zeros(n)
+    for seed in range(draws):
+        sel = policy.select(stats, k, gen(seed))
+        total += (losses[sel.indices] * sel.weights).sum()
+        inclusion[sel.indices] += 1
+    estimate = total / draws
+    assert estimate == pytest.approx(losses.sum().item(), rel=0.02)
+    # The top of the scores (above the mean, within 1 - random_share of the budget) is always kept.
+    top = torch.topk(losses, k - round(0.5 * k)).indices
+    assert (losses[top] >= losses.mean()).all()
+    assert torch.all(inclusion[top] == draws)
+    # Every other sample is drawn with the same probability.
+    rest = torch.ones(n, dtype=torch.bool)
+    rest[top] = False
+    expected = draws * (k - top.numel()) / (n - top.numel())
+    assert torch.allclose(inclusion[rest], torch.tensor(expected), rtol=0.15)
+
+
+def test_soft_keeps_high_scores_with_weight_one():
+    losses = torch.cat([torch.full((10,), 10.0), torch.full((90,), 0.1)])
+    sel = SoftPolicy(random_share=0.5).select(seen_stats(losses), 40, gen())
+    high = sel.indices < 10
+    assert high.sum() == 10
+    assert torch.all(sel.weights[high] == 1.0)
+    assert torch.allclose(sel.weights[~high], torch.tensor(90 / 30))
+
+
+def test_uniform_is_already_shuffled():
+    sel = UniformPolicy().select(LossStatistics(100), 100, gen())
+    assert sel.shuffled and sorted(sel.indices.tolist()) == list(range(100))
+
+
+@pytest.mark.parametrize(
+    ("factory", "error", "match"),
+    [
+        (
+            lambda: EpsilonGreedyPolicy(epsilon=1.5),
+            ValueError,
+            r"epsilon must be a number in \[0, 1\], got 1.5",
+        ),
+        (lambda: EpsilonGreedyPolicy(epsilon=-0.1), ValueError, r"epsilon .* got -0.1"),
+        (lambda: UCBPolicy(c=-1.0), ValueError, r"c must be a finite number >= 0, got -1.0"),
+        (lambda: UCBPolicy(c=float("nan")), ValueError, r"c must be .* got nan"),
+        (lambda: UCBPolicy(count_bonus=-2), ValueError, r"count_bonus .* got -2"),
+        (lambda: UCBPolicy(explore=2), ValueError, r"explore must be a number in \[0, 1\], got 2"),
+        (lambda: SoftPolicy(random_share=0.0), ValueError, r"random_share must be > 0"),
+        (
+            lambda: make_policy("greedy"),
+            ValueError,
+            r"policy must be one of \['uniform', 'epsilon_greedy', 'ucb', 'soft'\], got 'greedy'",
+        ),
+        (lambda: make_policy(3), TypeError, r"policy must be a name .* got int"),
+    ],
+)
+def test_bad_arguments(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()

@@ -1,0 +1,360 @@
+import math
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, TensorDataset
+
+from dynaprune import POLICIES, DynamicPruningSampler
+
+
+def run_epoch(sampler, epoch, loss_fn=None, batch_size=7):
+    """Iterate one epoch, feeding deterministic fake losses; return the order seen."""
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    for start in range(0, len(order), batch_size):
+        idx = torch.tensor(order[start : start + batch_size])
+        losses = (idx.float() * 0.37 + epoch) % 5.0 if loss_fn is None else loss_fn(idx, epoch)
+        sampler.update(losses)
+    return order
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_exact_size_every_pruned_epoch(policy):
+    n, keep = 103, 0.37
+    sampler = DynamicPruningSampler(
+        n, keep, policy, warmup_epochs=1, anneal_epochs=1, total_epochs=5
+    )
+    sizes = [len(set(run_epoch(sampler, e))) for e in range(5)]
+    k = round(keep * n)
+    assert sizes == [n, k, k, k, n]
+    assert [sampler.epoch_length(e) for e in range(5)] == sizes
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_same_seed_same_subsets(policy):
+    orders = []
+    for _ in range(2):
+        sampler = DynamicPruningSampler(200, 0.5, policy, seed=3)
+        orders.append([run_epoch(sampler, e) for e in range(4)])
+    assert orders[0] == orders[1]
+    other = DynamicPruningSampler(200, 0.5, policy, seed=4)
+    assert [run_epoch(other, e) for e in range(4)] != orders[0]
+
+
+def test_len_is_known_before_iteration_and_constant_across_pruned_epochs():
+    sampler = DynamicPruningSampler(100, 0.3, warmup_epochs=2)
+    assert len(sampler) == 100
+    sampler.set_epoch(2)
+    assert len(sampler) == 30
+    sampler.set_epoch(7)
+    assert len(sampler) == 30
+
+
+def test_keep_ratio_one_is_a_fresh_full_permutation_each_epoch():
+    sampler = DynamicPruningSampler(50, 1.0, "ucb")
+    a, b = run_epoch(sampler, 0), run_epoch(sampler, 1)
+    assert sorted(a) == sorted(b) == list(range(50))
+    assert a != b
+
+
+def test_independent_of_num_workers():
+    data = TensorDataset(torch.arange(64).float())
+    seen = []
+    for workers in (0, 2):
+        sampler = DynamicPruningSampler(data, 0.5, "epsilon_greedy", seed=1)
+        loader = DataLoader(data, batch_size=8, sampler=sampler, num_workers=workers)
+        epochs = []
+        for epoch in range(3):
+            sampler.set_epoch(epoch)
+            batches = []
+            for (x,) in loader:
+                sampler.update(x / 64.0)
+                batches.append(x.long().tolist())
+            epochs.append(batches)
+        seen.append(epochs)
+    assert seen[0] == seen[1]
+
+
+def test_positional_and_indexed_updates_agree():
+    a = DynamicPruningSampler(60, 0.5, "ucb", seed=0)
+    b = DynamicPruningSampler(60, 0.5, "ucb", seed=0)
+    for epoch in range(3):
+        for s in (a, b):
+            s.set_epoch(epoch)
+        order = list(a)
+        assert order == list(b)
+        for start in range(0, len(order), 8):
+            idx = torch.tensor(order[start : start + 8])
+            losses = idx.float().sin() + epoch
+            a.update(losses)
+            b.update(losses, indices=idx)
+    assert torch.equal(a.stats.mean, b.stats.mean)
+    assert torch.equal(a.stats.count, b.stats.count)
+
+
+def test_soft_update_returns_weighted_mean_with_grad():
+    sampler = DynamicPruningSampler(40, 0.25, "soft", seed=0)
+    run_epoch(sampler, 0)
+    sampler.set_epoch(1)
+    order = list(sampler)
+    losses = torch.rand(5, requires_grad=True)
+    weights = sampler.batch_weights(losses)
+    assert torch.equal(weights, sampler.batch_weights(5, indices=torch.tensor(order[:5])))
+    loss = sampler.update(losses)
+    assert torch.allclose(loss, (losses * weights).mean())
+    loss.backward()
+    assert torch.allclose(losses.grad, weights / 5)
+    assert (weights > 1).any()
+
+
+def test_unweighted_update_returns_plain_mean():
+    sampler = DynamicPruningSampler(10, 0.5, "uniform")
+    list(sampler)
+    losses = torch.tensor([1.0, 2.0, 3.0])
+    assert sampler.update(losses).item() == pytest.approx(2.0)
+    assert torch.equal(sampler.batch_weights(2), torch.ones(2))
+
+
+def test_nonfinite_losses_are_reported_once_per_epoch():
+    sampler = DynamicPruningSampler(10, 0.5)
+    sampler.set_epoch(0)
+    list(sampler)
+    sampler.update(torch.tensor([1.0, float("nan"), float("inf"), 2.0, 3.0]))
+    assert torch.isfinite(sampler.stats.mean).all()
+    sampler.set_epoch(1)
+    with pytest.warns(RuntimeWarning, match="2 non-finite per-sample losses in epoch 0"):
+        list(sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sampler.set_epoch(2)
+        list(sampler)
+
+
+def test_nonfinite_raise_mode():
+    sampler = DynamicPruningSampler(10, 0.5, nonfinite="raise")
+    list(sampler)
+    sampler.update(torch.tensor([float("nan")]))
+    with pytest.raises(FloatingPointError, match="1 non-finite"):
+        list(sampler)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("stop", [0, 1, 3])
+def test_resume_at_epoch_boundary_equals_uninterrupted(policy, stop):
+    kwargs = dict(
+        keep_ratio=0.4, policy=policy, seed=5, warmup_epochs=1, anneal_epochs=1, total_epochs=6
+    )
+    full = DynamicPruningSampler(97, **kwargs)
+    orders = [run_epoch(full, e) for e in range(6)]
+
+    first = DynamicPruningSampler(97, **kwargs)
+    resumed_orders = [run_epoch(first, e) for e in range(stop)]
+    state = first.state_dict()
+    second = DynamicPruningSampler(97, **kwargs)
+    second.load_state_dict(state)
+    resumed_orders += [run_epoch(second, e) for e in range(stop, 6)]
+    assert resumed_orders == orders
+    for name in ("mean", "var", "count", "seen"):
+        assert torch.equal(getattr(second.stats, name), getattr(full.stats, name))
+
+
+@pytest.mark.parametrize("policy", ["uniform", "soft"])
+def test_resume_mid_epoch_continues_after_the_last_recorded_batch(policy):
+    kwargs = dict(keep_ratio=0.5, policy=policy, seed=1)
+    full = DynamicPruningSampler(80, **kwargs)
+    for e in range(2):
+        run_epoch(full, e, batch_size=8)
+    first = DynamicPruningSampler(80, **kwargs)
+    run_epoch(first, 0, batch_size=8)
+    first.set_epoch(1)
+    order = list(first)
+    for start in (0, 8):
+        idx = torch.tensor(order[start : start + 8])
+        first.update((idx.float() * 0.37 + 1) % 5.0)
+    second = DynamicPruningSampler(80, **kwargs)
+    second.load_state_dict(first.state_dict())
+    second.set_epoch(1)
+    assert len(second) == len(order) - 16
+    rest = list(second)
+    assert rest == order[16:]
+    weights = second.batch_weights(8)
+    assert torch.equal(weights, first.batch_weights(8))
+    for start in range(0, len(rest), 8):
+        idx = torch.tensor(rest[start : start + 8])
+        second.update((idx.float() * 0.37 + 1) % 5.0)
+    assert torch.equal(second.stats.mean, full.stats.mean)
+    assert torch.equal(second.stats.count, full.stats.count)
+
+
+def test_state_from_another_data_set_size_is_rejected():
+    state = DynamicPruningSampler(10, 0.5).state_dict()
+    with pytest.raises(ValueError, match="data set of 10 samples, but this sampler has 11"):
+        DynamicPruningSampler(11, 0.5).load_state_dict(state)
+
+
+def test_total_steps_counts_each_phase():
+    sampler = DynamicPruningSampler(1000, 0.3, warmup_epochs=2, anneal_epochs=1, total_epochs=10)
+    assert sampler.total_steps(batch_size=64) == 3 * 16 + 7 * 5
+    assert sampler.total_steps(batch_size=64, drop_last=True) == 3 * 15 + 7 * 4
+    assert sampler.total_steps(batch_size=64, accumulate_grad_batches=4) == 3 * 4 + 7 * 2
+    sharded = DynamicPruningSampler(1000, 0.3, num_replicas=4, rank=1, total_epochs=2)
+    assert sharded.total_steps(batch_size=10) == 2 * 8
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+@pytest.mark.parametrize(("n", "replicas"), [(10, 3), (7, 4), (100, 2), (3, 5)])
+def test_shards_disjoint_and_complete(n, replicas, drop_last):
+    shards = []
+    for rank in range(replicas):
+        sampler = DynamicPruningSampler(
+            n, 1.0, seed=2, num_replicas=replicas, rank=rank, drop_last=drop_last
+        )
+        shards.append(list(sampler))
+        assert len(shards[-1]) == len(sampler)
+    lengths = {len(s) for s in shards}
+    assert len(lengths) == 1
+    flat = [i for s in shards for i in s]
+    if drop_last:
+        assert len(flat) == len(set(flat)) == (n // replicas) * replicas
+    else:
+        assert set(flat) == set(range(n))
+        assert len(flat) == math.ceil(n / replicas) * replicas
+
+
+def test_pruned_shards_partition_one_global_subset():
+    replicas = 3
+    shards = [
+        list(DynamicPruningSampler(100, 0.5, "ucb", num_replicas=replicas, rank=r))
+        for r in range(replicas)
+    ]
+    flat = [i for s in shards for i in s]
+    assert len(set(flat)) == 50
+    assert len(flat) == 51  # padded by one repeated sample
+
+
+def test_padding_is_not_recorded_twice():
+    sampler = DynamicPruningSampler(5, 1.0, num_replicas=2, rank=1)
+    order = list(sampler)  # 3 positions, the last one padding
+    assert len(order) == 3
+    sampler.update(torch.ones(3))
+    assert sampler.stats.count.sum().item() == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    keep=st.floats(0.01, 1.0),
+    policy=st.sampled_from(POLICIES),
+    replicas=st.integers(1, 4),
+    drop_last=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_sampler_invariants(n, keep, policy, replicas, drop_last, seed):
+    k = round(keep * n)
+    if k < 1:
+        with pytest.raises(ValueError, match="keep_ratio"):
+            DynamicPruningSampler(n, keep, policy)
+        return
+    # Statistics of one epoch, shared by every rank as after a merge.
+    single = DynamicPruningSampler(n, keep, policy, seed=seed)
+    run_epoch(single, 0)
+    state = single.state_dict()
+    shards = []
+    for rank in range(replicas):
+        s = DynamicPruningSampler(
+            n, keep, policy, seed=seed, num_replicas=replicas, rank=rank, drop_last=drop_last
+        )
+        s.load_state_dict(state)
+        s.set_epoch(1)
+        shard = list(s)
+        assert len(shard) == len(s) == s.epoch_length(1)
+        assert all(0 <= i < n for i in shard)
+        shards.append(shard)
+    flat = [i for sh in shards for i in sh]
+    distinct = set(flat)
+    if drop_last:
+        assert len(distinct) == len(flat) == (k // replicas) * replicas
+    else:
+        assert len(distinct) == k
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"keep_ratio": 0.0}, ValueError, r"keep_ratio must be in \(0, 1\], got 0.0"),
+        ({"keep_ratio": 1.5}, ValueError, r"keep_ratio must be in \(0, 1\], got 1.5"),
+        ({"keep_ratio": float("nan")}, ValueError, r"keep_ratio must be in \(0, 1\], got nan"),
+        ({"keep_ratio": 0.001}, ValueError, r"keep_ratio=0.001 of 100 samples keeps .* = 0"),
+        ({"policy": "topk"}, ValueError, r"policy must be one of .*'soft'\], got 'topk'"),
+        ({"seed": -1}, ValueError, r"seed must be an integer >= 0, got -1"),
+        ({"warmup_epochs": 1.5}, ValueError, r"warmup_epochs must be an integer >= 0, got 1.5"),
+        ({"anneal_epochs": 2}, ValueError, r"anneal_epochs=2 needs total_epochs"),
+        ({"total_epochs": 0}, ValueError, r"total_epochs must be an integer >= 1, got 0"),
+        ({"num_replicas": 0}, ValueError, r"num_replicas must be >= 1, got 0"),
+        ({"num_replicas": 2, "rank": 2}, ValueError, r"rank must be in \[0, 1\], got 2"),
+        (
+            {"nonfinite": "skip"},
+            ValueError,
+            r"nonfinite must be one of \['warn', 'raise', 'ignore'\], got 'skip'",
+        ),
+        ({"momentum": 1.0}, ValueError, r"momentum must be in \[0, 1\), got 1.0"),
+        ({"drop_last": "yes"}, ValueError, r"drop_last must be a bool, got 'yes'"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, error, match):
+    kwargs = {"keep_ratio": 0.5, **kwargs}
+    with pytest.raises(error, match=match):
+        DynamicPruningSampler(100, **kwargs)
+
+
+def test_bad_data_source():
+    with pytest.raises(
+        TypeError, match="data_source must be a sized data set or its length, got float"
+    ):
+        DynamicPruningSampler(3.0, 0.5)
+    with pytest.raises(ValueError, match="at least one sample, got length 0"):
+        DynamicPruningSampler([], 0.5)
+
+
+def test_bad_updates():
+    sampler = DynamicPruningSampler(10, 0.5)
+    with pytest.raises(RuntimeError, match="before the sampler was iterated"):
+        sampler.update(torch.ones(2))
+    list(sampler)
+    with pytest.raises(TypeError, match="losses must be a torch.Tensor, got list"):
+        sampler.update([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"1-D floating tensor .* got shape \(2, 3\)"):
+        sampler.update(torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"dtype torch.int64"):
+        sampler.update(torch.ones(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="losses has 6 entries but only 5 samples of epoch 0"):
+        sampler.update(torch.ones(6))
+    with pytest.raises(
+        TypeError, match="indices must be an integer tensor, got dtype torch.float32"
+    ):
+        sampler.update(torch.ones(2), indices=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"indices must have shape \(2,\) like losses, got \(3,\)"):
+        sampler.update(torch.ones(2), indices=torch.tensor([0, 1, 2]))
+    with pytest.raises(IndexError, match=r"indices must be in \[0, 10\), got 10"):
+        sampler.update(torch.ones(2), indices=torch.tensor([0, 10]))
+    with pytest.raises(IndexError, match=r"got -1"):
+        sampler.update(torch.ones(1), indices=torch.tensor([-1]))
+    with pytest.raises(ValueError, match="epoch must be an integer >= 0, got -1"):
+        sampler.set_epoch(-1)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        sampler.total_steps(batch_size=0, epochs=1)
+    with pytest.raises(ValueError, match="epochs must be given"):
+        sampler.total_steps(batch_size=4)
+
+
+def test_device_is_fixed_once():
+    sampler = DynamicPruningSampler(10, 0.5, device="cpu")
+    assert sampler.stats.device == torch.device("cpu")
+    list(sampler)
+    sampler.update(torch.ones(2))
+    meta = torch.ones(2, device="meta")
+    with pytest.raises(ValueError, match="losses are on meta, but the statistics live on cpu"):
+        sampler.update(meta)
