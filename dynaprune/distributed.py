@@ -98,4 +98,6 @@ def all_reduce_statistics(
     stats.var = torch.where(merged, parts[1].view(torch.float32), stats.var)
     stats.count = torch.where(merged, parts[2], stats.count)
     stats.seen = torch.where(merged, parts[3], stats.seen)
-    stats.nonfinite = buf[4 * n].to(torch.int64)
+    # The merged count stays on rank 0 alone, so that a later merge does not add it again.
+    total = buf[4 * n].to(torch.int64)
+    stats.nonfinite = total if dist.get_rank(group) == 0 else torch.zeros_like(total)

@@ -138,7 +138,8 @@ class DynamicPruningSampler(Sampler[int]):
         self.num_keep = num_keep
         self.policy = make_policy(policy)
         self.total_epochs = total_epochs
-        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        resolve_replicas(num_replicas, rank)  # validates what was given
+        self._replicas_arg = (num_replicas, rank)
         self.drop_last = drop_last
         self.nonfinite = nonfinite
         self._device_fixed = device is not None
@@ -149,6 +150,16 @@ class DynamicPruningSampler(Sampler[int]):
         self._reset_plan()
 
     # ----------------------------------------------------------------- epochs and lengths
+    @property
+    def num_replicas(self) -> int:
+        """Number of ranks: as given, else the process group's world size (read each time)."""
+        return resolve_replicas(*self._replicas_arg)[0]
+
+    @property
+    def rank(self) -> int:
+        """This process's rank: as given, else the process group's rank (read each time)."""
+        return resolve_replicas(*self._replicas_arg)[1]
+
     def is_pruned(self, epoch: int) -> bool:
         """Whether ``epoch`` trains on a subset (not warm-up, not annealing, keep_ratio < 1)."""
         if self.num_keep == self.num_samples or epoch < self.warmup_epochs:
@@ -164,8 +175,8 @@ class DynamicPruningSampler(Sampler[int]):
         return shard_length(self.epoch_size(epoch), self.num_replicas, self.drop_last)
 
     def __len__(self) -> int:
-        if self._restored:
-            return self._order.numel() - self._cursor
+        # The whole epoch's length, also when resuming mid-epoch: loops such as Lightning's
+        # count the batches already done against it.
         return self.epoch_length(self.epoch)
 
     def total_steps(
@@ -217,18 +228,21 @@ class DynamicPruningSampler(Sampler[int]):
         self._owned: Tensor | None = None  # samples this rank records (distributed only)
         self._num_valid = 0
         self._cursor = 0
-        self._synced = True
+        self._updates = 0  # update() calls in this plan; equal on every rank
+        self._merged_updates = 0
         self._restored = False
 
     def synchronize(self) -> None:
-        """Merge the ranks' statistics of the last planned epoch (a collective; once per epoch).
+        """Merge the ranks' statistics of the current epoch so far (a collective).
 
-        Called by the next iteration; call it earlier to checkpoint merged statistics. Does
-        nothing with a single replica or when already merged.
+        The next epoch's planning calls it, and so does :meth:`state_dict`; call it yourself to
+        read merged statistics mid-epoch. With one replica, or nothing new to merge, it does
+        nothing. Every rank must have called :meth:`update` equally often (as data-parallel
+        training does), since that count decides whether the collective runs.
         """
-        if self._synced:
+        if self._owned is None or self._updates == self._merged_updates:
             return
-        self._synced = True
+        self._merged_updates = self._updates
         if not (dist.is_available() and dist.is_initialized()):
             if not self._warned_no_group:
                 self._warned_no_group = True
@@ -266,18 +280,16 @@ class DynamicPruningSampler(Sampler[int]):
 
     def _set_plan(self, epoch: int, order: Tensor, weights: Tensor | None, cursor: int) -> None:
         self._reset_plan()
+        num_replicas, rank = self.num_replicas, self.rank
         self._plan_epoch, self._global_order, self._cursor = epoch, order, cursor
         self._global_weights = weights
-        self._order, self._num_valid = shard_order(
-            order, self.num_replicas, self.rank, self.drop_last
-        )
+        self._order, self._num_valid = shard_order(order, num_replicas, rank, self.drop_last)
         if weights is not None:
-            self._weights, _ = shard_order(weights, self.num_replicas, self.rank, self.drop_last)
-        if self.num_replicas > 1:
+            self._weights, _ = shard_order(weights, num_replicas, rank, self.drop_last)
+        if num_replicas > 1:
             owned = torch.zeros(self.num_samples, dtype=torch.bool, device=order.device)
             owned[self._order[: self._num_valid]] = True
             self._owned = owned
-            self._synced = False
 
     def _report_nonfinite(self) -> None:
         if self.nonfinite == "ignore" or self._plan_epoch is None:
@@ -301,14 +313,12 @@ class DynamicPruningSampler(Sampler[int]):
         return iter(self._order[self._cursor :].tolist())
 
     # ----------------------------------------------------------------- feedback
-    def _ensure_device(self, device: torch.device) -> None:
-        if _same_device(device, self.stats.device):
-            return
-        if self._device_fixed:
-            raise ValueError(
-                f"losses are on {device}, but the statistics live on {self.stats.device}; "
-                "pass losses from one device (or set device= to theirs)"
-            )
+    def to(self, device: torch.device | str) -> DynamicPruningSampler:
+        """Move the statistics and the epoch's plan to ``device`` and keep them there.
+
+        Later losses must come from that device.
+        """
+        device = _resolve_device(device)
         self.stats.to(device)
         for name in (
             "_global_order",
@@ -322,6 +332,17 @@ class DynamicPruningSampler(Sampler[int]):
             if value is not None:
                 setattr(self, name, value.to(device))
         self._device_fixed = True
+        return self
+
+    def _ensure_device(self, device: torch.device) -> None:
+        if _same_device(device, self.stats.device):
+            return
+        if self._device_fixed:
+            raise ValueError(
+                f"losses are on {device}, but the statistics live on {self.stats.device}; "
+                "pass losses from one device (or move the sampler with .to(device))"
+            )
+        self.to(device)
 
     def _check_losses(self, losses: Any) -> Tensor:
         if not isinstance(losses, Tensor):
@@ -430,13 +451,46 @@ class DynamicPruningSampler(Sampler[int]):
             weights = self._lookup_weights(idx)
             valid = None if self._owned is None else self._owned[idx]
         self.stats.update(idx, losses, self._plan_epoch, valid)
+        self._updates += 1
         loss = losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()
         self.timings["update_seconds"] += time.perf_counter() - start
         return loss
 
+    def summary(self) -> dict[str, float]:
+        """Figures of the current epoch, for logging (reads device values: once per epoch).
+
+        ``kept_fraction`` of the data set trained on this epoch; ``seen_samples``, distinct
+        samples trained on so far; ``processed_samples``, updates recorded so far;
+        ``score_mean`` and ``score_q10``/``q50``/``q90`` of the moving-average losses of seen
+        samples; ``nonfinite_skipped``, non-finite losses not recorded this epoch (with several
+        ranks, the total is on rank 0 after :meth:`synchronize`).
+        """
+        stats = self.stats
+        seen = stats.count > 0
+        scores = stats.mean[seen]
+        if scores.numel() > 1 << 20:  # quantile's input limit; a strided sample is plenty
+            scores = scores[:: scores.numel() // (1 << 20) + 1]
+        q = torch.tensor([0.1, 0.5, 0.9], device=scores.device)
+        quantiles = torch.quantile(scores, q).tolist() if scores.numel() else [float("nan")] * 3
+        return {
+            "kept_fraction": self.epoch_size(self.epoch) / self.num_samples,
+            "seen_samples": float(seen.sum().item()),
+            "processed_samples": float(stats.count.sum(dtype=torch.int64).item()),
+            "score_mean": float(scores.mean().item()) if scores.numel() else float("nan"),
+            "score_q10": quantiles[0],
+            "score_q50": quantiles[1],
+            "score_q90": quantiles[2],
+            "nonfinite_skipped": float(stats.nonfinite.item()),
+        }
+
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: statistics, epoch and the current epoch's plan."""
+        """Everything needed to continue: statistics, epoch and the current epoch's plan.
+
+        With several ranks this first merges their statistics (:meth:`synchronize`), so every
+        rank must call it, as Lightning does when it saves a checkpoint.
+        """
+        self.synchronize()
         plan = None
         if self._plan_epoch is not None:
             plan = {
@@ -444,7 +498,6 @@ class DynamicPruningSampler(Sampler[int]):
                 "order": self._global_order.cpu(),
                 "weights": None if self._global_weights is None else self._global_weights.cpu(),
                 "cursor": self._cursor,
-                "synced": self._synced,
             }
         return {
             "version": _STATE_VERSION,
@@ -486,7 +539,6 @@ class DynamicPruningSampler(Sampler[int]):
                 None if weights is None else weights.to(device),
                 int(plan.get("cursor", 0)),
             )
-            self._synced = self._synced or bool(plan.get("synced", False))
             self._restored = self._cursor < self._order.numel()
 
 

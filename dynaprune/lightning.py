@@ -1,0 +1,259 @@
+"""PyTorch Lightning integration: :class:`DynamicPruningCallback`.
+
+Three lines for a user who has a LightningModule and a DataLoader::
+
+    loader = DataLoader(train_set, batch_size=256, sampler=DynamicPruningSampler(train_set, 0.5))
+    trainer = Trainer(callbacks=[DynamicPruningCallback()])
+    # in training_step:  return {"loss": losses.mean(), "sample_losses": losses}
+
+With several processes (``ddp``, ``ddp_spawn``) also pass
+``Trainer(use_distributed_sampler=False)``: the sampler shards itself, and Lightning's
+replacement would shard it a second time.
+
+Requires the ``lightning`` extra (``pytorch-lightning``). The callback also works with the unified
+``lightning.pytorch`` namespace when that package is installed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from dynaprune.sampler import DynamicPruningSampler
+
+_BASES: list[type] = []
+try:
+    import pytorch_lightning as _pl
+
+    _BASES.append(_pl.Callback)
+except ImportError:  # pragma: no cover - depends on the environment
+    _pl = None
+try:
+    import lightning.pytorch as _lpt
+
+    _BASES.append(_lpt.Callback)
+except ImportError:
+    _lpt = None
+if not _BASES:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "dynaprune.lightning needs PyTorch Lightning: pip install 'dynaprune[lightning]'"
+    )
+
+__all__ = ["DynamicPruningCallback", "batch_weights"]
+
+LOSSES_KEY = "sample_losses"
+_SAMPLERS: weakref.WeakKeyDictionary[Any, DynamicPruningSampler] = weakref.WeakKeyDictionary()
+
+
+def batch_weights(pl_module: Any, losses: Tensor) -> Tensor:
+    """Loss weights of the current batch, for use inside ``training_step``.
+
+    With the ``soft`` policy, backpropagate ``(losses * batch_weights(self, losses)).mean()``;
+    with the other policies the weights are ones.
+
+    Args:
+        pl_module: the LightningModule being trained with a :class:`DynamicPruningCallback`.
+        losses: the batch's per-sample losses; the weights come on their device and dtype.
+    """
+    sampler = _SAMPLERS.get(pl_module)
+    if sampler is None:
+        raise RuntimeError(
+            "batch_weights() found no DynamicPruningSampler for this module: add "
+            "DynamicPruningCallback() to the Trainer's callbacks"
+        )
+    return sampler.batch_weights(losses)
+
+
+def _find_samplers(loaders: Any) -> tuple[list[DynamicPruningSampler], bool]:
+    """Our samplers inside a loader collection, and whether Lightning wrapped one of them."""
+    found: list[DynamicPruningSampler] = []
+    wrapped = False
+    stack = [loaders]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, DataLoader):
+            samplers = [item.sampler, getattr(item.batch_sampler, "sampler", None)]
+            for sampler in samplers:
+                inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
+                if isinstance(sampler, DynamicPruningSampler):
+                    found.append(sampler)
+                    break
+                if isinstance(inner, DynamicPruningSampler):
+                    wrapped = True
+    return found, wrapped
+
+
+class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
+    """Feeds per-sample losses from ``training_step`` into the train loader's sampler.
+
+    The contract: the train DataLoader holds a :class:`~dynaprune.DynamicPruningSampler`, and
+    ``training_step`` returns ``{"loss": ..., "sample_losses": losses}`` with one loss per sample
+    of the batch, in batch order. In ``on_train_batch_end`` the callback passes those losses to
+    :meth:`DynamicPruningSampler.update` on the module's device, without a host sync.
+
+    Once per epoch it logs, through the Trainer's loggers: ``kept_fraction``, ``seen_samples``
+    (distinct samples trained on so far), ``processed_samples``, ``score_mean``,
+    ``score_q10``/``q50``/``q90`` (moving-average losses of seen samples) and
+    ``nonfinite_skipped``, each prefixed with ``dynaprune/``.
+
+    The sampler's whole state (statistics, epoch, current plan) is saved in checkpoints under
+    :attr:`state_key` and restored on ``trainer.fit(ckpt_path=...)``. A checkpoint saved at an
+    epoch boundary resumes exactly; one saved mid-epoch resumes that epoch with the samples not
+    yet recorded, so no sample's statistics are lost or counted twice.
+
+    Args:
+        name: distinguishes the state of several instances in one checkpoint.
+        log: whether to log the per-epoch metrics.
+
+    Raises:
+        RuntimeError: at the start of training, if the train loader has no
+            DynamicPruningSampler or Lightning replaced it; at the first batch, if
+            ``training_step`` does not return per-sample losses of the batch's length.
+
+    Example::
+
+        trainer = pytorch_lightning.Trainer(max_epochs=10, callbacks=[DynamicPruningCallback()])
+    """
+
+    def __init__(self, name: str | None = None, *, log: bool = True) -> None:
+        self.name = name
+        self.log = log
+        self.sampler: DynamicPruningSampler | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(name=self.name)
+
+    # ----------------------------------------------------------------- finding the sampler
+    def _attach(self, trainer: Any, pl_module: Any) -> DynamicPruningSampler:
+        found, wrapped = _find_samplers(trainer.train_dataloader)
+        if wrapped and not found:
+            raise RuntimeError(
+                "Lightning wrapped the DynamicPruningSampler in its own distributed sampler, "
+                "which would shard the data twice: pass Trainer(use_distributed_sampler=False); "
+                "the sampler shards itself across ranks"
+            )
+        if not found:
+            raise RuntimeError(
+                "DynamicPruningCallback found no DynamicPruningSampler in the train DataLoader: "
+                "build it as DataLoader(train_set, batch_size=..., "
+                "sampler=DynamicPruningSampler(train_set, keep_ratio=...))"
+            )
+        if len(found) > 1:
+            raise RuntimeError(
+                f"DynamicPruningCallback found {len(found)} DynamicPruningSamplers in the train "
+                "loaders; it feeds exactly one"
+            )
+        sampler = found[0]
+        previous, self.sampler = self.sampler, sampler
+        if previous is not None and previous is not sampler:
+            sampler.load_state_dict(previous.state_dict())  # a reloaded loader keeps the state
+        if self._pending_state is not None:
+            sampler.load_state_dict(self._pending_state)
+            self._pending_state = None
+        sampler.to(pl_module.device)
+        _SAMPLERS[pl_module] = sampler
+        return sampler
+
+    def _fit_epoch_length(self, trainer: Any, sampler: DynamicPruningSampler) -> None:
+        """Set the sampler's epoch to the loop's, and the loop's epoch length to the sampler's.
+
+        Lightning sizes the epoch once, but warm-up, pruned and annealing epochs differ.
+        """
+        from pytorch_lightning.trainer.connectors.data_connector import _parse_num_batches
+        from pytorch_lightning.trainer.states import RunningStage
+
+        fit_loop = trainer.fit_loop
+        sampler.set_epoch(fit_loop.epoch_progress.current.processed)
+        combined = getattr(fit_loop, "_combined_loader", None)
+        if combined is not None and len(combined.flattened) == 1:
+            limit = _parse_num_batches(
+                RunningStage.TRAINING, len(combined.flattened[0]), trainer.limit_train_batches
+            )
+            combined.limits = [limit]
+            fit_loop.max_batches = limit
+
+    # ----------------------------------------------------------------- hooks
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        sampler = self._attach(trainer, pl_module)
+        epoch = trainer.fit_loop.epoch_progress.current.processed
+        stale = sampler._plan_epoch != epoch or sampler.epoch != epoch or sampler._restored
+        self._fit_epoch_length(trainer, sampler)
+        # Lightning creates a run's first iterator before any callback hook runs, so after a
+        # restore that epoch was planned from the wrong state: start the iterator again.
+        fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
+        if stale and fetcher is not None:
+            iter(fetcher)
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        found, _ = _find_samplers(trainer.train_dataloader)
+        if found and found[0] is not self.sampler:  # reload_dataloaders_every_n_epochs
+            self._attach(trainer, pl_module)
+        self._fit_epoch_length(trainer, self.sampler)
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        losses = outputs.get(LOSSES_KEY) if isinstance(outputs, dict) else None
+        if not isinstance(losses, Tensor):
+            raise RuntimeError(
+                "training_step must return its per-sample losses for DynamicPruningCallback: "
+                f'return {{"loss": losses.mean(), "{LOSSES_KEY}": losses}} with '
+                f"losses = loss_fn(..., reduction='none'); got {_describe(outputs)}"
+            )
+        from pytorch_lightning.utilities.data import extract_batch_size
+
+        size = extract_batch_size(batch)
+        if losses.ndim != 1 or losses.shape[0] != size:
+            raise RuntimeError(
+                f'training_step returned "{LOSSES_KEY}" of shape {tuple(losses.shape)} for a batch '
+                f"of {size} samples; return one loss per sample (reduction='none')"
+            )
+        self.sampler.update(losses.detach())
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        sampler = self.sampler
+        sampler.synchronize()
+        if not self.log:
+            return
+        pl_module.log_dict(
+            {f"dynaprune/{k}": float(v) for k, v in sampler.summary().items()},
+            on_step=False,
+            on_epoch=True,
+            rank_zero_only=True,
+        )
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        _SAMPLERS.pop(pl_module, None)
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        if self.sampler is None:
+            return {} if self._pending_state is None else {"sampler": self._pending_state}
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = state_dict.get("sampler")
+        if state is None:
+            return
+        if self.sampler is not None:
+            self.sampler.load_state_dict(state)
+        else:  # applied when the train loader exists, before its first batch
+            self._pending_state = state
+
+
+def _describe(outputs: Any) -> str:
+    if isinstance(outputs, dict):
+        return f"a dict with keys {sorted(outputs)}"
+    if isinstance(outputs, torch.Tensor):
+        return "a tensor"
+    return type(outputs).__name__

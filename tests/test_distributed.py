@@ -1,0 +1,167 @@
+"""Data parallelism on CPU: two processes with the gloo backend."""
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from dynaprune import DynamicPruningSampler
+
+WORLD = 2
+N, KEEP, EPOCHS, BATCH = 53, 0.5, 4, 5
+
+
+def fake_losses(idx, epoch):
+    """A loss that depends only on the sample and the epoch, whichever rank computes it."""
+    return ((idx.float() * 0.618 + epoch * 0.3) % 1.0) * 3.0
+
+
+def train(sampler):
+    shards = []
+    for epoch in range(EPOCHS):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        shards.append(order)
+        for start in range(0, len(order), BATCH):
+            sampler.update(fake_losses(torch.tensor(order[start : start + BATCH]), epoch))
+        sampler.synchronize()
+    return shards
+
+
+CASES = [("ucb", False), ("soft", True), ("epsilon_greedy", False)]
+
+
+def _worker(rank, path):
+    """Everything the plain-loop tests check, in one spawn (starting processes is slow)."""
+    dist.init_process_group("gloo", init_method=f"file://{path}/rdzv", rank=rank, world_size=WORLD)
+    try:
+        results = {}
+        for policy, drop_last in CASES:
+            sampler = DynamicPruningSampler(
+                N, KEEP, policy, seed=1, warmup_epochs=1, drop_last=drop_last
+            )
+            assert (sampler.num_replicas, sampler.rank) == (WORLD, rank)
+            shards = train(sampler)
+            results[policy] = {"shards": shards, "stats": sampler.stats.state_dict()}
+
+        sampler = DynamicPruningSampler(10, 1.0)
+        list(sampler)
+        sampler.update(torch.tensor([float("nan")] * (rank + 1)))
+        sampler.synchronize()
+        sampler.synchronize()  # nothing new: no second merge, no double count
+        results["nonfinite"] = sampler.summary()["nonfinite_skipped"]
+        torch.save(results, f"{path}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def plain_results(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gloo")
+    mp.spawn(_worker, args=(str(path),), nprocs=WORLD, join=True)
+    return [torch.load(path / f"rank{r}.pt") for r in range(WORLD)]
+
+
+@pytest.mark.parametrize(("policy", "drop_last"), CASES)
+def test_ranks_agree_and_match_a_single_process(plain_results, policy, drop_last):
+    results = [r[policy] for r in plain_results]
+    # One process, same seed and losses: the reference subsets and statistics.
+    single = DynamicPruningSampler(N, KEEP, policy, seed=1, warmup_epochs=1)
+    reference = train(single)
+
+    for epoch in range(EPOCHS):
+        shards = [r["shards"][epoch] for r in results]
+        flat = shards[0] + shards[1]
+        assert len(shards[0]) == len(shards[1])
+        if drop_last:  # dropped samples go unrecorded, so only the first epoch matches
+            assert len(set(flat)) == len(flat) == len(reference[epoch]) // WORLD * WORLD
+            continue
+        assert set(flat) == set(reference[epoch])  # disjoint shards of one global subset
+        # Interleaving the shards gives back the global order.
+        interleaved = [i for pair in zip(*shards, strict=False) for i in pair]
+        assert interleaved[: len(reference[epoch])] == reference[epoch]
+    for name in ("mean", "var", "count", "seen"):
+        a, b = (r["stats"][name] for r in results)
+        assert torch.equal(a, b), f"{name} differs across ranks"
+        if not drop_last:
+            assert torch.equal(a, single.stats.state_dict()[name]), f"{name} differs from 1 process"
+
+
+def test_nonfinite_counts_are_summed_once(plain_results):
+    assert plain_results[0]["nonfinite"] == 3
+    assert plain_results[1]["nonfinite"] == 0
+
+
+pl = pytest.importorskip("pytorch_lightning")
+
+
+class _Module(pl.LightningModule):
+    def __init__(self, out):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 2)
+        self.out = out
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        losses = torch.nn.functional.cross_entropy(self.net(x), y, reduction="none")
+        return {"loss": losses.mean(), "sample_losses": losses}
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def on_train_end(self):
+        sampler = self.trainer.train_dataloader.sampler
+        torch.save(sampler.stats.state_dict(), os.path.join(self.out, f"lit{self.global_rank}.pt"))
+
+
+def _fit(tmp_path, **trainer_kwargs):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dynaprune.lightning import DynamicPruningCallback
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(64, 4, generator=g), torch.arange(64) % 2)
+    sampler = DynamicPruningSampler(data, 0.5, "ucb", warmup_epochs=1)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=WORLD,
+        strategy="ddp_spawn",
+        max_epochs=3,
+        callbacks=[DynamicPruningCallback()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **trainer_kwargs,
+    )
+    trainer.fit(_Module(str(tmp_path)), DataLoader(data, batch_size=8, sampler=sampler))
+
+
+def test_lightning_ddp_spawn_fit_prunes_with_identical_statistics(tmp_path):
+    _fit(tmp_path, use_distributed_sampler=False)
+    stats = [torch.load(tmp_path / f"lit{r}.pt") for r in range(WORLD)]
+    for name in ("mean", "var", "count", "seen"):
+        assert torch.equal(stats[0][name], stats[1][name]), name
+    # One full warm-up epoch, then two epochs of 32 of the 64 samples.
+    assert stats[0]["count"].sum().item() == 64 + 2 * 32
+
+
+def test_lightning_sampler_replacement_is_explained():
+    # What Lightning does to a non-distributed sampler when use_distributed_sampler=True.
+    from types import SimpleNamespace
+
+    from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+    from torch.utils.data import DataLoader
+
+    from dynaprune.lightning import DynamicPruningCallback
+
+    ours = DynamicPruningSampler(64, 0.5)
+    wrapped = DistributedSamplerWrapper(ours, num_replicas=WORLD, rank=0)
+    loader = DataLoader(list(range(64)), batch_size=8, sampler=wrapped)
+    trainer = SimpleNamespace(train_dataloader=loader)
+    module = SimpleNamespace(device=torch.device("cpu"))
+    with pytest.raises(RuntimeError, match=r"pass Trainer\(use_distributed_sampler=False\)"):
+        DynamicPruningCallback()._attach(trainer, module)
