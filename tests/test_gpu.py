@@ -1,0 +1,84 @@
+"""CUDA checks: statistics on the device and no host sync in the per-step feedback."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dynaprune import POLICIES, DynamicPruningSampler
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_plain_loop_feedback_does_not_sync(policy):
+    model = torch.nn.Linear(8, 3).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(512, 8, device="cuda")
+    y = torch.randint(0, 3, (512,), device="cuda")
+    sampler = DynamicPruningSampler(512, 0.5, policy, device="cuda")
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler), device="cuda")
+        for start in range(0, len(order), 64):
+            idx = order[start : start + 64]
+            losses = F.cross_entropy(model(x[idx]), y[idx], reduction="none")
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                loss = sampler.update(losses)
+                loss_indexed = sampler.batch_weights(losses, indices=idx)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            assert loss_indexed.device.type == "cuda"
+    for name in ("mean", "var", "count", "seen"):
+        assert getattr(sampler.stats, name).device.type == "cuda"
+    assert sampler.stats.count.sum().item() == 512 + 2 * 256
+
+
+def test_lightning_callback_feedback_does_not_sync(tmp_path):
+    pl = pytest.importorskip("pytorch_lightning")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dynaprune.lightning import DynamicPruningCallback
+
+    class NoSyncCallback(DynamicPruningCallback):
+        def on_train_batch_end(self, *args, **kwargs):
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                super().on_train_batch_end(*args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 3)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            losses = F.cross_entropy(self.net(x), y, reduction="none")
+            return {"loss": losses.mean(), "sample_losses": losses}
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = TensorDataset(torch.randn(256, 8), torch.randint(0, 3, (256,)))
+    sampler = DynamicPruningSampler(data, 0.5, "ucb")
+    trainer = pl.Trainer(
+        accelerator="gpu",
+        devices=1,
+        max_epochs=2,
+        callbacks=[NoSyncCallback()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Module(), DataLoader(data, batch_size=32, sampler=sampler))
+    assert sampler.stats.mean.device.type == "cuda"
+    assert sampler.stats.count.sum().item() == 2 * 128
