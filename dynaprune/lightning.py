@@ -42,6 +42,11 @@ if not _BASES:  # pragma: no cover - depends on the environment
     raise ImportError(
         "dynaprune.lightning needs PyTorch Lightning: pip install 'dynaprune[lightning]'"
     )
+# Helpers come from whichever namespace is installed; they work with either Trainer.
+_ns = _pl if _pl is not None else _lpt
+_parse_num_batches = _ns.trainer.connectors.data_connector._parse_num_batches
+_RunningStage = _ns.trainer.states.RunningStage
+_extract_batch_size = _ns.utilities.data.extract_batch_size
 
 __all__ = ["DynamicPruningCallback", "batch_weights"]
 
@@ -169,15 +174,12 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
 
         Lightning sizes the epoch once, but warm-up, pruned and annealing epochs differ.
         """
-        from pytorch_lightning.trainer.connectors.data_connector import _parse_num_batches
-        from pytorch_lightning.trainer.states import RunningStage
-
         fit_loop = trainer.fit_loop
         sampler.set_epoch(fit_loop.epoch_progress.current.processed)
         combined = getattr(fit_loop, "_combined_loader", None)
         if combined is not None and len(combined.flattened) == 1:
             limit = _parse_num_batches(
-                RunningStage.TRAINING, len(combined.flattened[0]), trainer.limit_train_batches
+                _RunningStage.TRAINING, len(combined.flattened[0]), trainer.limit_train_batches
             )
             combined.limits = [limit]
             fit_loop.max_batches = limit
@@ -210,9 +212,7 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
                 f'return {{"loss": losses.mean(), "{LOSSES_KEY}": losses}} with '
                 f"losses = loss_fn(..., reduction='none'); got {_describe(outputs)}"
             )
-        from pytorch_lightning.utilities.data import extract_batch_size
-
-        size = extract_batch_size(batch)
+        size = _extract_batch_size(batch)
         if losses.ndim != 1 or losses.shape[0] != size:
             raise RuntimeError(
                 f'training_step returned "{LOSSES_KEY}" of shape {tuple(losses.shape)} for a batch '

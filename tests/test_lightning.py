@@ -208,3 +208,34 @@ def test_old_checkpoint_without_sampler_state_loads():
     callback = DynamicPruningCallback()
     callback.load_state_dict({})
     assert callback.state_dict() == {}
+
+
+def test_unified_lightning_namespace(tmp_path):
+    L = pytest.importorskip("lightning.pytorch")
+
+    class UnifiedModel(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(4, 2)
+
+        def training_step(self, batch, batch_idx):
+            _, x, y = batch
+            losses = F.cross_entropy(self.net(x), y, reduction="none")
+            return {"loss": losses.mean(), "sample_losses": losses}
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    sampler = DynamicPruningSampler(96, 0.5, "soft")
+    t = L.Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        callbacks=[DynamicPruningCallback()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    t.fit(UnifiedModel(), make_loader(sampler))
+    assert sampler.stats.count.sum().item() == 2 * 48
