@@ -124,14 +124,15 @@ def _fit(tmp_path, **trainer_kwargs):
     g = torch.Generator().manual_seed(0)
     data = TensorDataset(torch.randn(64, 4, generator=g), torch.arange(64) % 2)
     sampler = DynamicPruningSampler(data, 0.5, "ucb", warmup_epochs=1)
+    # Mid-epoch checkpoints: every rank merges its statistics while Lightning saves.
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=WORLD,
         strategy="ddp_spawn",
         max_epochs=3,
-        callbacks=[DynamicPruningCallback()],
+        callbacks=[DynamicPruningCallback(), ckpt],
         logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=tmp_path,
@@ -147,6 +148,9 @@ def test_lightning_ddp_spawn_fit_prunes_with_identical_statistics(tmp_path):
         assert torch.equal(stats[0][name], stats[1][name]), name
     # One full warm-up epoch, then two epochs of 32 of the 64 samples.
     assert stats[0]["count"].sum().item() == 64 + 2 * 32
+    saved = torch.load(next((tmp_path / "ckpt").glob("*.ckpt")), weights_only=False)
+    (state,) = (v for k, v in saved["callbacks"].items() if "DynamicPruningCallback" in k)
+    assert state["sampler"]["num_samples"] == 64
 
 
 def test_lightning_sampler_replacement_is_explained():
