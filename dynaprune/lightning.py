@@ -188,7 +188,7 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         sampler = self._attach(trainer, pl_module)
         epoch = trainer.fit_loop.epoch_progress.current.processed
-        stale = sampler._plan_epoch != epoch or sampler.epoch != epoch or sampler._restored
+        stale = sampler.planned_epoch != epoch or sampler.epoch != epoch or sampler.resuming
         self._fit_epoch_length(trainer, sampler)
         # Lightning creates a run's first iterator before any callback hook runs, so after a
         # restore that epoch was planned from the wrong state: start the iterator again.

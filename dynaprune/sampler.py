@@ -21,7 +21,8 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from dynaprune.distributed import all_reduce_statistics, resolve_replicas, shard_length, shard_order
+from dynaprune.distributed import all_reduce_statistics, resolve_replicas, shard_length
+from dynaprune.plan import EpochPlan
 from dynaprune.policies import PruningPolicy, make_policy
 from dynaprune.statistics import LossStatistics
 
@@ -147,7 +148,8 @@ class DynamicPruningSampler(Sampler[int]):
         self.epoch = 0
         self._warned_no_group = False
         self.timings = {"select_seconds": 0.0, "update_seconds": 0.0}
-        self._reset_plan()
+        self._plan: EpochPlan | None = None
+        self._resuming = False
 
     # ----------------------------------------------------------------- epochs and lengths
     @property
@@ -218,19 +220,15 @@ class DynamicPruningSampler(Sampler[int]):
         self.epoch = _check_count("epoch", epoch)
 
     # ----------------------------------------------------------------- selection
-    def _reset_plan(self) -> None:
-        self._plan_epoch: int | None = None
-        self._global_order: Tensor | None = None  # the epoch's order over all ranks
-        self._global_weights: Tensor | None = None
-        self._order = torch.empty(0, dtype=torch.int64)  # this rank's shard
-        self._weights: Tensor | None = None  # loss weight per position of the shard
-        self._weight_table: Tensor | None = None  # per sample, built for indexed updates
-        self._owned: Tensor | None = None  # samples this rank records (distributed only)
-        self._num_valid = 0
-        self._cursor = 0
-        self._updates = 0  # update() calls in this plan; equal on every rank
-        self._merged_updates = 0
-        self._restored = False
+    @property
+    def planned_epoch(self) -> int | None:
+        """The epoch of the current plan, or ``None`` before the first iteration."""
+        return None if self._plan is None else self._plan.epoch
+
+    @property
+    def resuming(self) -> bool:
+        """Whether a restored mid-epoch plan waits to be continued by the next iteration."""
+        return self._resuming
 
     def synchronize(self) -> None:
         """Merge the ranks' statistics of the current epoch so far (a collective).
@@ -240,9 +238,10 @@ class DynamicPruningSampler(Sampler[int]):
         nothing. Every rank must have called :meth:`update` equally often (as data-parallel
         training does), since that count decides whether the collective runs.
         """
-        if self._owned is None or self._updates == self._merged_updates:
+        plan = self._plan
+        if plan is None or plan.owned is None or plan.updates == plan.merged_updates:
             return
-        self._merged_updates = self._updates
+        plan.merged_updates = plan.updates
         if not (dist.is_available() and dist.is_initialized()):
             if not self._warned_no_group:
                 self._warned_no_group = True
@@ -253,9 +252,9 @@ class DynamicPruningSampler(Sampler[int]):
                     stacklevel=3,
                 )
             return
-        all_reduce_statistics(self.stats, self._owned, self._plan_epoch)
+        all_reduce_statistics(self.stats, plan.owned, plan.epoch)
 
-    def _plan(self, epoch: int) -> None:
+    def _make_plan(self, epoch: int) -> None:
         start = time.perf_counter()
         self.synchronize()
         self._report_nonfinite()
@@ -275,29 +274,29 @@ class DynamicPruningSampler(Sampler[int]):
                 weights = None if weights is None else weights[perm]
         else:
             order = torch.randperm(self.num_samples, generator=generator, device=device)
-        self._set_plan(epoch, order, weights, cursor=0)
+        self._set_plan(epoch, order, weights)
         self.timings["select_seconds"] += time.perf_counter() - start
 
-    def _set_plan(self, epoch: int, order: Tensor, weights: Tensor | None, cursor: int) -> None:
-        self._reset_plan()
-        num_replicas, rank = self.num_replicas, self.rank
-        self._plan_epoch, self._global_order, self._cursor = epoch, order, cursor
-        self._global_weights = weights
-        self._order, self._num_valid = shard_order(order, num_replicas, rank, self.drop_last)
-        if weights is not None:
-            self._weights, _ = shard_order(weights, num_replicas, rank, self.drop_last)
-        if num_replicas > 1:
-            owned = torch.zeros(self.num_samples, dtype=torch.bool, device=order.device)
-            owned[self._order[: self._num_valid]] = True
-            self._owned = owned
+    def _set_plan(self, epoch: int, order: Tensor, weights: Tensor | None, cursor: int = 0) -> None:
+        self._plan = EpochPlan.build(
+            epoch,
+            order,
+            weights,
+            num_samples=self.num_samples,
+            num_replicas=self.num_replicas,
+            rank=self.rank,
+            drop_last=self.drop_last,
+            cursor=cursor,
+        )
+        self._resuming = False
 
     def _report_nonfinite(self) -> None:
-        if self.nonfinite == "ignore" or self._plan_epoch is None:
+        if self.nonfinite == "ignore" or self._plan is None:
             return
         skipped = self.stats.pop_nonfinite()
         if skipped:
             msg = (
-                f"{skipped} non-finite per-sample losses in epoch {self._plan_epoch} were not "
+                f"{skipped} non-finite per-sample losses in epoch {self._plan.epoch} were not "
                 "recorded in the statistics"
             )
             if self.nonfinite == "raise":
@@ -305,12 +304,13 @@ class DynamicPruningSampler(Sampler[int]):
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def __iter__(self) -> Iterator[int]:
-        if self._restored and self._plan_epoch == self.epoch:
-            self._restored = False  # resume the checkpointed epoch where it stopped
+        if self._resuming and self._plan.epoch == self.epoch:
+            self._resuming = False  # continue the checkpointed epoch where it stopped
         else:
-            self._plan(self.epoch)
+            self._make_plan(self.epoch)
         # The one device-to-host copy per epoch: the DataLoader needs Python ints.
-        return iter(self._order[self._cursor :].tolist())
+        plan = self._plan
+        return iter(plan.shard[plan.cursor :].tolist())
 
     # ----------------------------------------------------------------- feedback
     def to(self, device: torch.device | str) -> DynamicPruningSampler:
@@ -320,17 +320,8 @@ class DynamicPruningSampler(Sampler[int]):
         """
         device = _resolve_device(device)
         self.stats.to(device)
-        for name in (
-            "_global_order",
-            "_global_weights",
-            "_order",
-            "_weights",
-            "_weight_table",
-            "_owned",
-        ):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value.to(device))
+        if self._plan is not None:
+            self._plan.to(device)
         self._device_fixed = True
         return self
 
@@ -373,29 +364,13 @@ class DynamicPruningSampler(Sampler[int]):
             torch._assert_async(ok, f"indices must be in [0, {self.num_samples})")
         return indices.to(self.stats.device, torch.int64, non_blocking=True)
 
-    def _positions(self, size: int) -> slice:
-        if self._plan_epoch is None:
+    def _current_plan(self) -> EpochPlan:
+        if self._plan is None:
             raise RuntimeError(
                 "update() was called before the sampler was iterated; iterate the DataLoader "
-                "that holds this sampler, or pass indices="
+                "that holds this sampler first"
             )
-        start, end = self._cursor, self._cursor + size
-        if end > self._order.numel():
-            raise ValueError(
-                f"losses has {size} entries but only {self._order.numel() - start} samples of "
-                f"epoch {self._plan_epoch} are left to match; pass indices= if the loader does "
-                "not yield this sampler's order batch after batch"
-            )
-        return slice(start, end)
-
-    def _lookup_weights(self, indices: Tensor) -> Tensor | None:
-        if self._weights is None:
-            return None
-        if self._weight_table is None:
-            table = torch.ones(self.num_samples, device=self.stats.device)
-            table[self._order] = self._weights
-            self._weight_table = table
-        return self._weight_table[indices]
+        return self._plan
 
     def batch_weights(self, batch: Tensor | int, indices: Tensor | None = None) -> Tensor:
         """Loss weights of the next batch, without recording anything.
@@ -411,10 +386,12 @@ class DynamicPruningSampler(Sampler[int]):
         size = batch.shape[0] if isinstance(batch, Tensor) else _check_count("batch", batch, 1)
         if isinstance(batch, Tensor):
             self._ensure_device(batch.device)
+        plan = self._current_plan()
         if indices is None:
-            weights = None if self._weights is None else self._weights[self._positions(size)]
+            pos = plan.positions(size)
+            weights = None if plan.shard_weights is None else plan.shard_weights[pos]
         else:
-            weights = self._lookup_weights(self._check_indices(indices, size))
+            weights = plan.weights_of(self._check_indices(indices, size), self.num_samples)
         if weights is None:
             weights = torch.ones(size, device=self.stats.device)
         return weights.to(batch.dtype) if isinstance(batch, Tensor) else weights
@@ -435,23 +412,15 @@ class DynamicPruningSampler(Sampler[int]):
         start = time.perf_counter()
         losses = self._check_losses(losses)
         self._ensure_device(losses.device)
-        size = losses.shape[0]
+        plan = self._current_plan()
         if indices is None:
-            pos = self._positions(size)
-            idx = self._order[pos]
-            weights = None if self._weights is None else self._weights[pos]
-            valid = None
-            if pos.stop > self._num_valid:  # padding repeats samples recorded elsewhere
-                valid = torch.arange(pos.start, pos.stop, device=idx.device) < self._num_valid
-            self._cursor = pos.stop
+            idx, weights, valid = plan.take(losses.shape[0])
         else:
-            if self._plan_epoch is None:
-                self._positions(size)  # raises the same helpful error
-            idx = self._check_indices(indices, size)
-            weights = self._lookup_weights(idx)
-            valid = None if self._owned is None else self._owned[idx]
-        self.stats.update(idx, losses, self._plan_epoch, valid)
-        self._updates += 1
+            idx = self._check_indices(indices, losses.shape[0])
+            weights = plan.weights_of(idx, self.num_samples)
+            valid = None if plan.owned is None else plan.owned[idx]
+        self.stats.update(idx, losses, plan.epoch, valid)
+        plan.updates += 1
         loss = losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()
         self.timings["update_seconds"] += time.perf_counter() - start
         return loss
@@ -491,14 +460,6 @@ class DynamicPruningSampler(Sampler[int]):
         rank must call it, as Lightning does when it saves a checkpoint.
         """
         self.synchronize()
-        plan = None
-        if self._plan_epoch is not None:
-            plan = {
-                "epoch": self._plan_epoch,
-                "order": self._global_order.cpu(),
-                "weights": None if self._global_weights is None else self._global_weights.cpu(),
-                "cursor": self._cursor,
-            }
         return {
             "version": _STATE_VERSION,
             "num_samples": self.num_samples,
@@ -507,7 +468,7 @@ class DynamicPruningSampler(Sampler[int]):
             "policy": repr(self.policy),
             "epoch": self.epoch,
             "stats": self.stats.state_dict(),
-            "plan": plan,
+            "plan": None if self._plan is None else self._plan.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -528,7 +489,7 @@ class DynamicPruningSampler(Sampler[int]):
             )
         self.stats.load_state_dict(state["stats"])
         self.epoch = int(state.get("epoch", 0))
-        self._reset_plan()
+        self._plan, self._resuming = None, False
         plan = state.get("plan")
         if plan is not None:
             device = self.stats.device
@@ -539,7 +500,7 @@ class DynamicPruningSampler(Sampler[int]):
                 None if weights is None else weights.to(device),
                 int(plan.get("cursor", 0)),
             )
-            self._restored = self._cursor < self._order.numel()
+            self._resuming = self._plan.remaining > 0
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:
