@@ -79,6 +79,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "baselines": ["full", "full-same-budget"],
         "seeds": 3,  # a count (seeds 0..n-1) or an explicit list
         "target_drop": 0.5,  # time to target: full's final accuracy minus this many points
+        "warmup_steps": 20,  # untimed steps first, so run one does not pay for start-up
     },
 }
 
@@ -95,12 +96,16 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"config {str(path)!r} must be a mapping of sections, got {type(raw).__name__}")
+        raise ValueError(
+            f"config {str(path)!r} must be a mapping of sections, got {type(raw).__name__}"
+        )
     cfg = copy.deepcopy(DEFAULTS)
     cfg["name"] = raw.pop("name", path.stem)
     for section, values in raw.items():
         if section not in DEFAULTS:
-            raise ValueError(f"unknown config section {section!r}; valid sections: {sorted(DEFAULTS)}")
+            raise ValueError(
+                f"unknown config section {section!r}; valid sections: {sorted(DEFAULTS)}"
+            )
         if not isinstance(values, dict):
             raise ValueError(f"config section {section!r} must be a mapping, got {values!r}")
         for key, value in values.items():
@@ -134,7 +139,9 @@ def _int(cfg: dict[str, Any], dotted: str, minimum: int) -> None:
         raise _fail(dotted, value, f"an integer >= {minimum}")
 
 
-def _number(cfg: dict[str, Any], dotted: str, low: float, high: float, *, open_low: bool = False) -> None:
+def _number(
+    cfg: dict[str, Any], dotted: str, low: float, high: float, *, open_low: bool = False
+) -> None:
     section, key = dotted.split(".")
     value = cfg[section][key]
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -179,13 +186,17 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     _number(cfg, "train.warmup_fraction", 0.0, 1.0)
     _number(cfg, "train.label_smoothing", 0.0, 1.0)
     _number(cfg, "benchmark.target_drop", 0.0, 100.0)
+    _int(cfg, "benchmark.warmup_steps", 0)
 
     policies = pruning["policies"]
     if not isinstance(policies, list):
         raise _fail("pruning.policies", policies, "a list")
     for i, policy in enumerate(policies):
         if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: {list(POLICIES)}")
+            raise ValueError(
+                f"unknown policy {policy!r} in pruning.policies[{i}]; "
+                f"valid policies: {list(POLICIES)}"
+            )
     ratios = pruning["keep_ratios"]
     if not isinstance(ratios, list) or not ratios:
         raise _fail("pruning.keep_ratios", ratios, "a non-empty list")
@@ -207,7 +218,9 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         raise _fail("benchmark.baselines", baselines, "a list containing 'full' (the reference)")
     for i, name in enumerate(baselines):
         if name not in BASELINES:
-            raise ValueError(f"unknown baseline {name!r} in benchmark.baselines[{i}]; valid: {list(BASELINES)}")
+            raise ValueError(
+                f"unknown baseline {name!r} in benchmark.baselines[{i}]; valid: {list(BASELINES)}"
+            )
     bench["seeds"] = _seed_list(bench["seeds"])
     return cfg
 
@@ -215,9 +228,15 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
 def _seed_list(seeds: Any) -> list[int]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise _fail("benchmark.seeds", seeds, "a positive count or a non-empty list of integers")
+            raise _fail(
+                "benchmark.seeds", seeds, "a positive count or a non-empty list of integers"
+            )
         return list(range(seeds))
-    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if (
+        isinstance(seeds, list)
+        and seeds
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
         if len(set(seeds)) != len(seeds):
             raise _fail("benchmark.seeds", seeds, "a list without repeats")
         return list(seeds)
@@ -232,14 +251,21 @@ def _validate_data(data: dict[str, Any]) -> None:
         path = Path(root).expanduser()
         if not path.is_dir():
             raise ValueError(f"data.root {str(root)!r} does not exist or is not a directory")
-        if data["dataset"] == "imagefolder" and not all((path / split).is_dir() for split in ("train", "test")):
+        if data["dataset"] == "imagefolder" and not all(
+            (path / split).is_dir() for split in ("train", "test")
+        ):
             raise ValueError(f"data.root {str(root)!r} must hold train/ and test/ class folders")
         data["root"] = str(path.resolve())
     if data["dataset"] == "digits" and root is not None:
-        raise ValueError(f"data.root must be null for data.dataset 'digits' (it ships with scikit-learn), got {root!r}")
+        raise ValueError(
+            "data.root must be null for data.dataset 'digits' (it ships with scikit-learn), "
+            f"got {root!r}"
+        )
     for key in ("train_subset", "test_subset", "image_size"):
         value = data[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
             raise _fail(f"data.{key}", value, "null or a positive integer")
     if data["streaming"] and (data["dataset"] != "imagefolder" or data["loader"] != "dataloader"):
         raise ValueError(
@@ -260,4 +286,6 @@ def _validate_device(device: Any) -> None:
     except RuntimeError as err:
         raise ValueError(f"train.device {device!r} is not a valid device: {err}") from None
     if not torch.cuda.is_available():
-        raise ValueError(f"train.device {device!r} requested but CUDA is not available on this machine")
+        raise ValueError(
+            f"train.device {device!r} requested but CUDA is not available on this machine"
+        )

@@ -2,8 +2,9 @@
 
 ``digits`` (scikit-learn's 8x8 handwritten digits) ships inside an installed package and needs no
 network; ``cifar10``/``cifar100`` come through torchvision (downloaded into the cache directory) or
-from an ImageFolder tree given as ``data.root``; ``imagefolder`` reads any ``root/{train,test}/<class>/``
-tree. JPEG decoding happens once, here, never per epoch (unless ``data.streaming`` asks for it).
+from an ImageFolder tree given as ``data.root``; ``imagefolder`` reads any
+``root/{train,test}/<class>/`` tree. JPEG decoding happens once, here, never per epoch
+(unless ``data.streaming`` asks for it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DataBundle", "IMAGE_SUFFIXES", "list_image_folder", "load_data"]
+__all__ = ["IMAGE_SUFFIXES", "DataBundle", "list_image_folder", "load_data"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _SPLIT_SEED = 0  # subsets and the digits test split are fixed, independent of the run seed
@@ -60,14 +61,18 @@ def load_data(data_cfg: dict[str, Any]) -> DataBundle:
     elif name in ("cifar10", "cifar100"):
         splits = _torchvision_cifar(name, root or cache / "torchvision", download=root is None)
     else:
-        raise ValueError(f"data.root {str(root)!r} holds neither train/ and test/ folders nor a {name} download")
+        raise ValueError(
+            f"data.root {str(root)!r} holds neither train/ and test/ folders nor a {name} download"
+        )
     train_x, train_y, test_x, test_y, num_classes = splits
     if data_cfg["train_subset"] is not None:
         train_x, train_y = _subset(train_x, train_y, data_cfg["train_subset"], "data.train_subset")
     if data_cfg["test_subset"] is not None:
         test_x, test_y = _subset(test_x, test_y, data_cfg["test_subset"], "data.test_subset")
     mean, std = _channel_stats(train_x)
-    files = list_image_folder(root / "train")[0] if data_cfg["streaming"] and root is not None else None
+    files = (
+        list_image_folder(root / "train")[0] if data_cfg["streaming"] and root is not None else None
+    )
     return DataBundle(train_x, train_y, test_x, test_y, num_classes, mean, std, files)
 
 
@@ -81,8 +86,13 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, i
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, digits.target, test_size=0.2, stratify=digits.target, random_state=_SPLIT_SEED
     )
-    return (torch.from_numpy(x_tr), torch.from_numpy(y_tr).long(), torch.from_numpy(x_te),
-            torch.from_numpy(y_te).long(), 10)
+    return (
+        torch.from_numpy(x_tr),
+        torch.from_numpy(y_tr).long(),
+        torch.from_numpy(x_te),
+        torch.from_numpy(y_te).long(),
+        10,
+    )
 
 
 def _torchvision_cifar(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
@@ -93,12 +103,15 @@ def _torchvision_cifar(name: str, root: Path, download: bool) -> tuple[torch.Ten
         train, test = (cls(str(root), train=flag, download=download) for flag in (True, False))
     except (RuntimeError, OSError) as err:  # offline and not cached, or a corrupt download
         raise RuntimeError(
-            f"could not load {name} from {str(root)!r} ({err}); without a network, pass --data-root "
+            f"could not load {name} from {str(root)!r} ({err}); without a network, pass "
+            "--data-root "
             "pointing to an ImageFolder tree (train/ and test/) or a torchvision download"
         ) from err
 
     def to_tensor(split: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(split.targets)
+        return torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(
+            split.targets
+        )
 
     return (*to_tensor(train), *to_tensor(test), len(train.classes))
 
@@ -125,21 +138,27 @@ def decode_image(path: str, image_size: int | None) -> np.ndarray:
         img = img.convert("RGB")
         if image_size is not None and img.size != (image_size, image_size):
             img = img.resize((image_size, image_size), Image.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+        return np.array(img, dtype=np.uint8)  # a writable copy, as torch.from_numpy wants
 
 
-def _decode_split(folder: Path, image_size: int | None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _decode_split(
+    folder: Path, image_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     files, classes = list_image_folder(folder)
     with ThreadPoolExecutor() as pool:  # Pillow releases the GIL while decoding
         arrays = list(pool.map(lambda f: decode_image(f[0], image_size), files, chunksize=256))
     shapes = {a.shape for a in arrays}
     if len(shapes) != 1:
-        raise ValueError(f"images under {str(folder)!r} differ in size {sorted(shapes)[:3]}; set data.image_size")
+        raise ValueError(
+            f"images under {str(folder)!r} differ in size {sorted(shapes)[:3]}; set data.image_size"
+        )
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return x, torch.tensor([label for _, label in files]), classes
 
 
-def _image_folder_cached(root: Path, cache: Path, image_size: int | None) -> tuple[torch.Tensor, ...]:
+def _image_folder_cached(
+    root: Path, cache: Path, image_size: int | None
+) -> tuple[torch.Tensor, ...]:
     key = hashlib.sha1(f"{root.resolve()}|{image_size}".encode()).hexdigest()[:12]
     path = cache / f"imagefolder-{root.name}-{key}.pt"
     if path.is_file():
@@ -148,8 +167,16 @@ def _image_folder_cached(root: Path, cache: Path, image_size: int | None) -> tup
         train_x, train_y, classes = _decode_split(root / "train", image_size)
         test_x, test_y, test_classes = _decode_split(root / "test", image_size)
         if test_classes != classes:
-            raise ValueError(f"data.root {str(root)!r}: train/ and test/ have different class folders")
-        blob = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y, "classes": classes}
+            raise ValueError(
+                f"data.root {str(root)!r}: train/ and test/ have different class folders"
+            )
+        blob = {
+            "train_x": train_x,
+            "train_y": train_y,
+            "test_x": test_x,
+            "test_y": test_y,
+            "classes": classes,
+        }
         cache.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(blob, tmp)
@@ -157,7 +184,9 @@ def _image_folder_cached(root: Path, cache: Path, image_size: int | None) -> tup
     return blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"], len(blob["classes"])
 
 
-def _subset(x: torch.Tensor, y: torch.Tensor, size: int, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _subset(
+    x: torch.Tensor, y: torch.Tensor, size: int, key: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A class-stratified subset of fixed composition (same for every run and seed)."""
     if size > len(y):
         raise ValueError(f"{key} must be at most the split size {len(y)}, got {size}")
@@ -165,7 +194,9 @@ def _subset(x: torch.Tensor, y: torch.Tensor, size: int, key: str) -> tuple[torc
         return x, y
     from sklearn.model_selection import train_test_split
 
-    keep, _ = train_test_split(np.arange(len(y)), train_size=size, stratify=y.numpy(), random_state=_SPLIT_SEED)
+    keep, _ = train_test_split(
+        np.arange(len(y)), train_size=size, stratify=y.numpy(), random_state=_SPLIT_SEED
+    )
     keep = torch.from_numpy(np.sort(keep))
     return x[keep], y[keep]
 

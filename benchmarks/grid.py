@@ -1,4 +1,4 @@
-"""The grid of runs of one invocation: ``full``, ``full-same-budget`` and every policy x keep ratio x seed."""
+"""The runs of one invocation: ``full``, ``full-same-budget``, each policy x keep ratio x seed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class RunSpec:
 
     Attributes:
         method: ``full``, ``full-same-budget`` or a policy name.
-        keep_ratio: 1.0 for ``full``; for ``full-same-budget`` the keep ratio whose budget it matches.
+        keep_ratio: 1.0 for ``full``; for ``full-same-budget``, the keep ratio whose budget it
+            matches.
         seed: seeds the model initialisation, the sampler and the augmentation.
         epochs: epochs to start (the last one may be cut short by ``max_steps``).
         max_steps: optimizer steps after which the run stops; None runs all ``epochs``.
@@ -40,15 +41,19 @@ class RunSpec:
 
 
 def make_sampler(spec: RunSpec, num_samples: int, cfg: dict[str, Any]) -> Any:
-    """The sampler of a run; baselines use the same class with ``keep_ratio=1.0`` for a fair code path."""
+    """The sampler of a run; baselines use the same class at ``keep_ratio=1.0`` (same code path)."""
     from dynaprune import DynamicPruningSampler
 
     pruning = cfg["pruning"]
     if not spec.pruned:
         return DynamicPruningSampler(num_samples, keep_ratio=1.0, policy="uniform", seed=spec.seed)
     return DynamicPruningSampler(
-        num_samples, keep_ratio=spec.keep_ratio, policy=spec.method, seed=spec.seed,
-        warmup_epochs=pruning["warmup_epochs"], anneal_epochs=pruning["anneal_epochs"],
+        num_samples,
+        keep_ratio=spec.keep_ratio,
+        policy=spec.method,
+        seed=spec.seed,
+        warmup_epochs=pruning["warmup_epochs"],
+        anneal_epochs=pruning["anneal_epochs"],
         total_epochs=cfg["train"]["epochs"],
     )
 
@@ -75,5 +80,9 @@ def build_grid(cfg: dict[str, Any], num_samples: int) -> list[RunSpec]:
         grid.append(RunSpec("full", 1.0, seed, epochs))
         if "full-same-budget" in baselines:
             grid += [_budget_spec(keep, seed, num_samples, cfg) for keep in ratios if keep < 1.0]
-        grid += [RunSpec(policy, keep, seed, epochs) for keep in ratios for policy in cfg["pruning"]["policies"]]
+        grid += [
+            RunSpec(policy, keep, seed, epochs)
+            for keep in ratios
+            for policy in cfg["pruning"]["policies"]
+        ]
     return grid

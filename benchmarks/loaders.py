@@ -2,8 +2,9 @@
 
 * :func:`make_dataloader`: the drop-in path, a ``torch.utils.data.DataLoader`` over a dataset with
   per-sample torchvision transforms, run in worker processes.
-* :class:`DeviceLoader`: the device-resident path in the style of airbench: the whole normalised train
-  set lives on the training device and augmentation (random crop, horizontal flip) runs on whole batches.
+* :class:`DeviceLoader`: the device-resident path in the style of airbench: the whole normalised
+  train set lives on the training device, and augmentation (random crop, horizontal flip) runs on
+  whole batches.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ def _sample_transform(data: DataBundle, augment: bool) -> Any:
 
 
 class TensorImageDataset(Dataset):
-    """Decoded uint8 images with a per-sample transform; without augmentation it pre-normalises once."""
+    """Decoded uint8 images with a per-sample transform; without one it pre-normalises once."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform: Any | None, data: DataBundle) -> None:
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, transform: Any | None, data: DataBundle
+    ) -> None:
         self.transform = transform
         self.x = x if transform is not None else normalize(x, data.mean, data.std)
         self.y = y
@@ -60,7 +63,9 @@ class TensorImageDataset(Dataset):
 class ImageFileDataset(Dataset):
     """The streaming path: decodes one JPEG per item (in the DataLoader workers)."""
 
-    def __init__(self, files: list[tuple[str, int]], image_size: int | None, transform: Any) -> None:
+    def __init__(
+        self, files: list[tuple[str, int]], image_size: int | None, transform: Any
+    ) -> None:
         self.files, self.image_size, self.transform = files, image_size, transform
 
     def __len__(self) -> int:
@@ -73,27 +78,56 @@ class ImageFileDataset(Dataset):
 
 
 def make_dataloader(
-    data: DataBundle, data_cfg: dict[str, Any], sampler: Sampler, batch_size: int, drop_last: bool,
-    seed: int, pin_memory: bool,
+    data: DataBundle,
+    data_cfg: dict[str, Any],
+    sampler: Sampler,
+    batch_size: int,
+    drop_last: bool,
+    seed: int,
+    pin_memory: bool,
 ) -> DataLoader:
     """The drop-in path: a DataLoader whose sampler is the (pruning or full-data) sampler."""
     augment = data_cfg["augment"]
-    if data.train_files is not None:
-        dataset: Dataset = ImageFileDataset(data.train_files, data_cfg["image_size"], _sample_transform(data, augment))
+    if data_cfg["streaming"] and data.train_files is not None:
+        dataset: Dataset = ImageFileDataset(
+            data.train_files, data_cfg["image_size"], _sample_transform(data, augment)
+        )
     else:
-        dataset = TensorImageDataset(data.train_x, data.train_y, _sample_transform(data, augment) if augment else None, data)
+        dataset = TensorImageDataset(
+            data.train_x, data.train_y, _sample_transform(data, augment) if augment else None, data
+        )
     workers = data_cfg["num_workers"]
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-        pin_memory=pin_memory, persistent_workers=workers > 0,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(seed),  # seeds the workers' augmentation RNG
     )
 
 
-class DeviceLoader:
+class _IndexSet(Dataset):
+    """Stands in for the data set of a :class:`DeviceLoader`: only its length is used."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class DeviceLoader(DataLoader):
     """Yields ``(images, labels)`` batches of device-resident data in the sampler's order.
 
-    Exposes ``sampler`` so that Lightning calls ``set_epoch`` on it and callbacks can find it.
+    A ``DataLoader`` subclass only so that Lightning and ``DynamicPruningCallback`` treat it as
+    the train loader (``set_epoch``, finding the sampler); iteration is its own, in the main
+    process.
 
     Args:
         data: decoded dataset.
@@ -103,20 +137,30 @@ class DeviceLoader:
         augment: random crop with 4 pixels of zero padding plus horizontal flip, per sample.
         seed: seeds the local augmentation generator.
         drop_last: drop the last incomplete batch of each epoch.
+        channels_last: yield images in channels-last memory format.
     """
 
     def __init__(
-        self, data: DataBundle, sampler: Sampler, batch_size: int, device: torch.device, augment: bool,
-        seed: int, drop_last: bool = False, channels_last: bool = False,
+        self,
+        data: DataBundle,
+        sampler: Sampler,
+        batch_size: int,
+        device: torch.device,
+        augment: bool,
+        seed: int,
+        drop_last: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        self.sampler, self.batch_size, self.device = sampler, batch_size, device
-        self.augment, self.drop_last, self.channels_last = augment, drop_last, channels_last
+        super().__init__(_IndexSet(len(data.train_y)), batch_size=None, sampler=sampler)
+        # DataLoader guards its own batch_size/drop_last attributes, hence the private names
+        self._batch, self._drop, self.device = batch_size, drop_last, device
+        self.augment, self.channels_last = augment, channels_last
         images = normalize(data.train_x.to(device), data.mean, data.std)
-        # pad once; a crop is then a gather at a random offset, zero padding in uint8 space
-        pad_value = [-m / s for m, s in zip(data.mean, data.std)]
-        if augment:
-            padded = images.new_empty(images.shape[0], images.shape[1], images.shape[2] + 2 * _PAD, images.shape[3] + 2 * _PAD)
-            padded.copy_(torch.tensor(pad_value, device=device).view(1, -1, 1, 1).expand_as(padded))
+        if augment:  # pad once; a crop is then a gather at a random offset
+            black = [-m / s for m, s in zip(data.mean, data.std, strict=True)]
+            pad_value = torch.tensor(black, device=device)
+            n, c, h, w = images.shape
+            padded = pad_value.view(1, c, 1, 1).repeat(n, 1, h + 2 * _PAD, w + 2 * _PAD)
             padded[:, :, _PAD:-_PAD, _PAD:-_PAD] = images
             images = padded
         self.images, self.labels = images, data.train_y.to(device)
@@ -125,13 +169,15 @@ class DeviceLoader:
 
     def __len__(self) -> int:
         n = len(self.sampler)  # type: ignore[arg-type]
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return n // self._batch if self._drop else math.ceil(n / self._batch)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.tensor(list(iter(self.sampler)), dtype=torch.long).to(self.device, non_blocking=True)
-        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
-        for start in range(0, stop, self.batch_size):
-            index = order[start : start + self.batch_size]
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # type: ignore[override]
+        order = torch.tensor(list(iter(self.sampler)), dtype=torch.long).to(
+            self.device, non_blocking=True
+        )
+        stop = len(order) - len(order) % self._batch if self._drop else len(order)
+        for start in range(0, stop, self._batch):
+            index = order[start : start + self._batch]
             images = self._augment(index) if self.augment else self.images[index]
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

@@ -14,27 +14,47 @@ __all__ = ["build_model"]
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def _mlp(channels: int, size: tuple[int, int], classes: int) -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(channels * size[0] * size[1], 256), nn.ReLU(inplace=True),
-                         nn.Linear(256, classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(channels * size[0] * size[1], 256),
+        nn.ReLU(inplace=True),
+        nn.Linear(256, classes),
+    )
 
 
 def _tiny_cnn(channels: int, size: tuple[int, int], classes: int) -> nn.Module:
     return nn.Sequential(
-        *_conv_bn(channels, 32), *_conv_bn(32, 64), nn.MaxPool2d(2), *_conv_bn(64, 64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes),
+        *_conv_bn(channels, 16),
+        *_conv_bn(16, 32),
+        nn.MaxPool2d(2),
+        *_conv_bn(32, 32),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, classes),
     )
 
 
 def _small_cnn(channels: int, size: tuple[int, int], classes: int) -> nn.Module:
     # pooling right after the first layer keeps the full-resolution work, the CPU bottleneck, small
     return nn.Sequential(
-        *_conv_bn(channels, 24), nn.MaxPool2d(2), *_conv_bn(24, 48), nn.MaxPool2d(2),
-        *_conv_bn(48, 96), nn.MaxPool2d(2), *_conv_bn(96, 192),
-        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(192, classes),
+        *_conv_bn(channels, 24),
+        nn.MaxPool2d(2),
+        *_conv_bn(24, 48),
+        nn.MaxPool2d(2),
+        *_conv_bn(48, 96),
+        nn.MaxPool2d(2),
+        *_conv_bn(96, 192),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+        nn.Linear(192, classes),
     )
 
 

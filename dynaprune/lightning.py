@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
 
 from dynaprune.sampler import DynamicPruningSampler
 
@@ -84,8 +83,9 @@ def _find_samplers(loaders: Any) -> tuple[list[DynamicPruningSampler], bool]:
             stack.extend(item.values())
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
-        elif isinstance(item, DataLoader):
-            samplers = [item.sampler, getattr(item.batch_sampler, "sampler", None)]
+        elif hasattr(item, "sampler"):  # a DataLoader or any loader like it
+            batch_sampler = getattr(item, "batch_sampler", None)
+            samplers = [item.sampler, getattr(batch_sampler, "sampler", None)]
             for sampler in samplers:
                 inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
                 if isinstance(sampler, DynamicPruningSampler):

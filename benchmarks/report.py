@@ -1,0 +1,321 @@
+"""Results of one invocation: per-epoch curves, per-run rows, summary table and figures.
+
+Definitions (per method and keep ratio, mean over seeds):
+
+* speedup: ``full``'s mean training seconds over the method's; ideal speedup: ``1 / keep_ratio``.
+* time to target: training seconds until the test accuracy first reaches ``full``'s mean final
+  accuracy minus ``target_drop`` points, averaged over the seeds that reach it; "never" when none
+  does.
+* dynaprune share: seconds inside the sampler (selection + feedback) over training seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from benchmarks.grid import RunSpec
+from benchmarks.train import EpochRecord, RunResult
+
+__all__ = ["SUMMARY_COLUMNS", "append_run", "load_results", "plot", "summarize", "write_summary"]
+
+SUMMARY_COLUMNS = (
+    "method",
+    "keep_ratio",
+    "seeds",
+    "epochs",
+    "test_acc_mean",
+    "test_acc_std",
+    "best_acc_mean",
+    "best_acc_std",
+    "acc_delta",
+    "train_seconds_mean",
+    "train_seconds_std",
+    "total_seconds_mean",
+    "samples_processed",
+    "speedup",
+    "ideal_speedup",
+    "time_to_target_mean",
+    "target_reached",
+    "dynaprune_share",
+)
+RUN_COLUMNS = (
+    "method",
+    "keep_ratio",
+    "seed",
+    "epochs",
+    "max_steps",
+    "steps",
+    "planned_steps",
+    "samples",
+    "final_acc",
+    "best_acc",
+    "train_seconds",
+    "total_seconds",
+    "dynaprune_seconds",
+    "cpu_pressure",
+    "warnings",
+)
+_ORDER = ("full", "full-same-budget", "uniform", "epsilon_greedy", "ucb", "soft")
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def append_run(out: Path, result: RunResult) -> None:
+    """Appends a run to ``curves.csv`` and ``runs.csv``, so an interrupted grid keeps it."""
+    _append(
+        out / "curves.csv", [f.name for f in fields(EpochRecord)], [asdict(r) for r in result.curve]
+    )
+    last = result.curve[-1]
+    row = {
+        **result.spec.as_dict(),
+        "steps": last.steps,
+        "planned_steps": result.planned_steps,
+        "samples": last.samples,
+        "final_acc": last.test_acc,
+        "best_acc": max(r.test_acc for r in result.curve),
+        "train_seconds": result.train_seconds,
+        "total_seconds": result.total_seconds,
+        "dynaprune_seconds": last.dynaprune_seconds,
+        "cpu_pressure": result.cpu_pressure,
+        "warnings": "; ".join(result.warnings),
+    }
+    _append(out / "runs.csv", list(RUN_COLUMNS), [row])
+
+
+_INT_FIELDS = ("seed", "epoch", "steps", "samples")
+
+
+def load_results(out: Path) -> list[RunResult]:
+    """Reads back what :func:`append_run` wrote, e.g. to report on an interrupted grid."""
+    with (out / "curves.csv").open() as handle:
+        points = list(csv.DictReader(handle))
+    with (out / "runs.csv").open() as handle:
+        runs = list(csv.DictReader(handle))
+    curves: dict[tuple[str, float, int], list[EpochRecord]] = {}
+    for point in points:
+        values = {
+            k: v if k == "method" else int(v) if k in _INT_FIELDS else float(v)
+            for k, v in point.items()
+        }
+        record = EpochRecord(**values)  # type: ignore[arg-type]
+        curves.setdefault((record.method, record.keep_ratio, record.seed), []).append(record)
+    results = []
+    for run in runs:
+        max_steps = int(run["max_steps"]) if run["max_steps"] else None
+        spec = RunSpec(
+            run["method"], float(run["keep_ratio"]), int(run["seed"]), int(run["epochs"]), max_steps
+        )
+        results.append(
+            RunResult(
+                spec,
+                curves[(spec.method, spec.keep_ratio, spec.seed)],
+                float(run["train_seconds"]),
+                float(run["total_seconds"]),
+                int(run["planned_steps"]),
+                [w for w in run["warnings"].split("; ") if w],
+                float(run.get("cpu_pressure") or "nan"),
+            )
+        )
+    return results
+
+
+def _append(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _time_to(curve: list[EpochRecord], target: float) -> float | None:
+    return next((r.train_seconds for r in curve if r.test_acc >= target), None)
+
+
+def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, Any]]:
+    """One row per method and keep ratio (1.0 for ``full``), keyed by :data:`SUMMARY_COLUMNS`."""
+    groups: dict[tuple[str, float], list[RunResult]] = {}
+    for result in results:
+        groups.setdefault((result.spec.method, result.spec.keep_ratio), []).append(result)
+    full = groups.get(("full", 1.0), [])
+    full_acc = _mean([r.curve[-1].test_acc for r in full])
+    full_seconds = _mean([r.train_seconds for r in full])
+    target = full_acc - target_drop
+    rows = []
+    for (method, keep), runs in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1])):
+        final = [r.curve[-1].test_acc for r in runs]
+        best = [max(p.test_acc for p in r.curve) for r in runs]
+        seconds = [r.train_seconds for r in runs]
+        reach = [t for t in (_time_to(r.curve, target) for r in runs) if t is not None]
+        share = [
+            r.curve[-1].dynaprune_seconds / r.train_seconds for r in runs if r.train_seconds > 0
+        ]
+        rows.append(
+            {
+                "method": method,
+                "keep_ratio": keep,
+                "seeds": len(runs),
+                "epochs": max(r.spec.epochs for r in runs),
+                "test_acc_mean": _mean(final),
+                "test_acc_std": _std(final),
+                "best_acc_mean": _mean(best),
+                "best_acc_std": _std(best),
+                "acc_delta": _mean(final) - full_acc,
+                "train_seconds_mean": _mean(seconds),
+                "train_seconds_std": _std(seconds),
+                "total_seconds_mean": _mean([r.total_seconds for r in runs]),
+                "samples_processed": _mean([float(r.curve[-1].samples) for r in runs]),
+                "speedup": full_seconds / _mean(seconds),
+                "ideal_speedup": 1.0 / keep,
+                "time_to_target_mean": _mean(reach),
+                "target_reached": f"{len(reach)}/{len(runs)}",
+                "dynaprune_share": _mean(share),
+            }
+        )
+    return rows
+
+
+def _rank(method: str) -> int:
+    return _ORDER.index(method) if method in _ORDER else len(_ORDER)
+
+
+def _fmt(value: float, digits: int = 2) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def write_summary(
+    out: Path, rows: list[dict[str, Any]], target: float, header: str, notes: tuple[str, ...] = ()
+) -> str:
+    """Writes ``summary.csv`` and ``summary.md``; returns the markdown."""
+    with (out / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(SUMMARY_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [
+        header,
+        "",
+        "| method | keep | test acc (%) | best acc (%) | Δ vs full (pt) | train time (s) "
+        "| total time (s) | samples | speedup (ideal) | time to target (s) | dynaprune share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        reached, total = r["target_reached"].split("/")
+        to_target = "never" if reached == "0" else _fmt(r["time_to_target_mean"], 1)
+        if reached not in ("0", total):
+            to_target += f" ({r['target_reached']} seeds)"
+        lines.append(
+            f"| {r['method']} | {r['keep_ratio']:g} "
+            f"| {r['test_acc_mean']:.2f} ± {r['test_acc_std']:.2f} "
+            f"| {r['best_acc_mean']:.2f} ± {r['best_acc_std']:.2f} | {r['acc_delta']:+.2f} "
+            f"| {r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f} "
+            f"| {r['total_seconds_mean']:.1f} | {r['samples_processed']:,.0f} "
+            f"| {r['speedup']:.2f}x ({r['ideal_speedup']:.2f}x) | {to_target} "
+            f"| {_fmt(100 * r['dynaprune_share'], 1)}% |"
+        )
+    lines += [
+        "",
+        f"Time to target: training seconds until the test accuracy first reaches {target:.2f}% "
+        "(full's mean final accuracy minus the configured drop).",
+        *notes,
+    ]
+    markdown = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(markdown)
+    return markdown
+
+
+_STYLE = {  # one colour per method in both figures; baselines dashed
+    "full": ("black", "--"),
+    "full-same-budget": ("grey", "--"),
+    "uniform": ("C0", "-"),
+    "epsilon_greedy": ("C1", "-"),
+    "ucb": ("C2", "-"),
+    "soft": ("C3", "-"),
+}
+
+
+def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> list[Path]:
+    """Writes ``accuracy_vs_time.png`` (one panel per keep ratio) and ``accuracy_vs_keep.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = _mean_curves(results)
+    ratios = sorted({k for (m, k) in curves if m != "full"}) or [1.0]
+    fig, axes = plt.subplots(
+        1, len(ratios), figsize=(5 * len(ratios), 4), sharey=True, squeeze=False
+    )
+    for ax, keep in zip(axes[0], ratios, strict=True):
+        for (method, k), (xs, ys) in sorted(curves.items(), key=lambda kv: _rank(kv[0][0])):
+            if method == "full" or k == keep:
+                colour, line = _STYLE.get(method, (None, "-"))
+                ax.plot(xs, ys, marker=".", label=method, color=colour, linestyle=line)
+        ax.set(title=f"keep ratio {keep:g}", xlabel="training time (s), evaluation excluded")
+        ax.grid(alpha=0.3)
+    # the interesting part is near the end; the first epochs would squash it
+    finals = [r["test_acc_mean"] for r in rows]
+    axes[0][0].set_ylim(max(0.0, min(finals) - 10.0), min(100.5, max(finals) + 2.0))
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    paths = [out / "accuracy_vs_time.png", out / "accuracy_vs_keep.png"]
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    full = next((r for r in rows if r["method"] == "full"), None)
+    if full is not None:
+        mean, std = full["test_acc_mean"], full["test_acc_std"]
+        ax.axhline(mean, color="black", linestyle=":", label="full (± std)")
+        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
+    methods = sorted({r["method"] for r in rows} - {"full"}, key=_rank)
+    for i, method in enumerate(methods):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["keep_ratio"])
+        shift = 0.008 * (i - (len(methods) - 1) / 2)  # side by side, so error bars stay apart
+        colour, line = _STYLE.get(method, (None, "-"))
+        ax.errorbar(
+            [r["keep_ratio"] + shift for r in mine],
+            [r["test_acc_mean"] for r in mine],
+            yerr=[r["test_acc_std"] for r in mine],
+            marker="o",
+            capsize=3,
+            label=method,
+            color=colour,
+            linestyle=line,
+        )
+    ax.set(
+        xlabel="keep ratio", ylabel="final test accuracy (%)", title="accuracy against keep ratio"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def _mean_curves(
+    results: list[RunResult],
+) -> dict[tuple[str, float], tuple[list[float], list[float]]]:
+    """Seed-averaged (time, accuracy) per epoch; runs of one method share their epoch count."""
+    grouped: dict[tuple[str, float], list[RunResult]] = {}
+    for r in results:
+        grouped.setdefault((r.spec.method, r.spec.keep_ratio), []).append(r)
+    curves = {}
+    for key, runs in grouped.items():
+        n = min(len(r.curve) for r in runs)
+        xs = [_mean([r.curve[i].train_seconds for r in runs]) for i in range(n)]
+        ys = [_mean([r.curve[i].test_acc for r in runs]) for i in range(n)]
+        curves[key] = (xs, ys)
+    return curves

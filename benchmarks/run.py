@@ -1,0 +1,135 @@
+"""How much wall-clock does dynamic pruning save, and what does it cost in accuracy?
+
+Trains ``full``, ``full-same-budget`` and every policy at every keep ratio over several seeds,
+in one invocation on one machine, and writes a results folder::
+
+    python benchmarks/run.py --config configs/quick.yaml --out results/quick
+    python benchmarks/run.py --config configs/cifar10-cpu.yaml --out results/cifar10-cpu \\
+        --data-root ../shared/data/cifar10-jpeg
+    python benchmarks/run.py --config configs/quick.yaml --out /tmp/ci --seeds 1 \\
+        --keep-ratios 0.5 --policies uniform,soft --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    _ROOT = str(Path(__file__).resolve().parents[1])
+    if _ROOT not in sys.path:
+        sys.path.append(_ROOT)
+
+from benchmarks.config import LOADERS, LOOPS, apply_overrides, load_config, validate_config
+
+__all__ = ["main", "parse_args"]
+
+
+def _csv(kind: type, flag: str) -> Any:
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a comma-separated list of {kind.__name__}, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    intro, examples = __doc__.split("\n\n", 1)
+    parser = argparse.ArgumentParser(
+        description=intro,
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML preset, e.g. configs/quick.yaml")
+    parser.add_argument("--out", required=True, help="results folder of this invocation")
+    parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    parser.add_argument(
+        "--loop", choices=LOOPS, help="Lightning callback (default) or the plain PyTorch loop"
+    )
+    parser.add_argument(
+        "--loader", choices=LOADERS, help="DataLoader with workers, or device-resident tensors"
+    )
+    parser.add_argument("--data-root", help="ImageFolder tree (train/, test/) or torchvision root")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+    parser.add_argument("--keep-ratios", type=_csv(float, "--keep-ratios"), help="e.g. 0.3,0.5")
+    parser.add_argument("--policies", type=_csv(str, "--policies"), help="e.g. uniform,soft")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--num-workers", type=int)
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads")
+    parser.add_argument(
+        "--train-subset", type=int, help="class-stratified subset of the train split"
+    )
+    parser.add_argument(
+        "--no-budget-baseline", action="store_true", help="skip full-same-budget runs"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no live display, no log lines")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: rebuild summary and figures from the runs already in --out",
+    )
+    args = parser.parse_args(argv)
+    if args.config is None and not args.report_only:
+        parser.error("--config is required (except with --report-only)")
+    return args
+
+
+_FLAGS = {
+    "loop": "train.loop",
+    "loader": "data.loader",
+    "data_root": "data.root",
+    "device": "train.device",
+    "seeds": "benchmark.seeds",
+    "keep_ratios": "pruning.keep_ratios",
+    "policies": "pruning.policies",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "num_workers": "data.num_workers",
+    "threads": "train.threads",
+    "train_subset": "data.train_subset",
+}
+
+
+def build_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The validated config of ``args``: the preset with the command-line overrides applied."""
+    overrides = {
+        key: getattr(args, flag) for flag, key in _FLAGS.items() if getattr(args, flag) is not None
+    }
+    if args.no_budget_baseline:
+        overrides["benchmark.baselines"] = ["full"]
+    return validate_config(apply_overrides(load_config(args.config), overrides))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for a bad config, before any training)."""
+    args = parse_args(argv)
+    if args.report_only:
+        from benchmarks.bench import report_only
+
+        report_only(Path(args.out))
+        return 0
+    try:
+        cfg = build_config(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from benchmarks.bench import run_benchmark
+
+    try:
+        run_benchmark(cfg, Path(args.out), progress=not args.no_progress, overwrite=args.overwrite)
+    except FileExistsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
