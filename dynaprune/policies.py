@@ -22,6 +22,10 @@ Policies:
 
 In every score-based policy, samples never seen yet rank above all seen ones, in random order,
 so every sample is visited early.
+
+Every built-in policy returns its indices already shuffled, and chooses in O(N) with no sort
+(:mod:`dynaprune._select`): at 10**7 samples, about what one ``torch.randperm(N)`` costs, the
+floor that any shuffled sampler pays per epoch.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from dynaprune._select import largest, random_subset, shuffled_indices
 from dynaprune.statistics import LossStatistics
 
 __all__ = [
@@ -53,7 +58,8 @@ class Selection(NamedTuple):
     Attributes:
         indices: int64 indices of the kept samples, on the statistics' device.
         weights: float32 loss weight of each kept sample, or ``None`` for weight 1.
-        shuffled: ``True`` where ``indices`` is already in uniformly random order.
+        shuffled: ``True`` where ``indices`` is already in uniformly random order, as the
+            built-in policies return it; otherwise the sampler shuffles it.
     """
 
     indices: Tensor
@@ -97,34 +103,16 @@ class UniformPolicy(PruningPolicy):
         return Selection(perm[:num_keep], None, shuffled=True)
 
 
-def _unseen_first(stats: LossStatistics, score: Tensor, generator: torch.Generator) -> Tensor:
-    """Ranking key: ``score`` if seen; for unseen samples, above all seen ones in random order."""
-    unseen = stats.count == 0
-    top = torch.where(unseen, float("-inf"), score).amax()
-    top = torch.nan_to_num(top, neginf=0.0).clamp_min(0.0)
-    jitter = torch.rand(stats.num_samples, generator=generator, device=stats.device)
-    # Spacing of 1 + |top| keeps the jitter representable in float32 however large the scores.
-    return torch.where(unseen, top * 2.0 + 1.0 + jitter, score)
-
-
-def _top_mask(key: Tensor, k: int) -> Tensor:
-    """Bool mask of the ``k`` largest entries of ``key``."""
-    mask = torch.zeros(key.numel(), dtype=torch.bool, device=key.device)
-    if k > 0:
-        mask[torch.topk(key, k, sorted=False).indices] = True
-    return mask
-
-
-def _fill_at_random(fixed: Tensor, num_keep: int, generator: torch.Generator) -> Tensor:
-    """Indices of every ``fixed`` sample plus a uniform draw from the others, ``num_keep`` in all.
-
-    ``fixed`` must hold at most ``num_keep`` samples. Each sample outside it is drawn with the
-    same probability ``(num_keep - |fixed|) / (N - |fixed|)``.
-    """
-    # Fixed samples get key -1 and so come first; the others by uniform random key.
-    r = torch.rand(fixed.numel(), generator=generator, device=fixed.device)
-    r.masked_fill_(fixed, -1.0)
-    return torch.topk(r, num_keep, largest=False, sorted=False).indices
+def _greedy(
+    score: Tensor, k: int, generator: torch.Generator, unseen: Tensor, num_unseen: int
+) -> Tensor:
+    """Bool mask of the ``k`` highest scores, the ``num_unseen`` samples of the ``unseen`` mask
+    first, in random order."""
+    if num_unseen == 0:
+        return largest(score, k, generator)
+    if num_unseen >= k:
+        return random_subset(unseen, num_unseen, k, generator)
+    return largest(score.masked_fill(unseen, math.inf), k, generator)
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -154,9 +142,14 @@ class _ScoreGreedyPolicy(PruningPolicy):
         """One float32 score per sample; higher is kept first."""
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
-        key = _unseen_first(stats, self.score(stats), generator)
-        greedy = _top_mask(key, num_keep - round(self.explore * num_keep))
-        return Selection(_fill_at_random(greedy, num_keep, generator))
+        num_greedy = num_keep - round(self.explore * num_keep)
+        unseen = stats.count == 0
+        num_unseen = int(unseen.count_nonzero())
+        greedy = _greedy(self.score(stats), num_greedy, generator, unseen, num_unseen)
+        pool_size = stats.num_samples - num_greedy
+        keep = random_subset(~greedy, pool_size, num_keep - num_greedy, generator)
+        keep |= greedy
+        return Selection(shuffled_indices(keep, generator), None, shuffled=True)
 
 
 class EpsilonGreedyPolicy(_ScoreGreedyPolicy):
@@ -212,11 +205,11 @@ class UCBPolicy(_ScoreGreedyPolicy):
         self.explore = _check_fraction("explore", explore)
 
     def score(self, stats: LossStatistics) -> Tensor:
-        score = stats.mean + self.c * stats.var.clamp_min(0.0).sqrt()
+        score = stats.var.clamp_min(0.0).sqrt_().mul_(self.c).add_(stats.mean)
         if self.count_bonus > 0:
-            n = stats.count.to(torch.float32).clamp_min(1.0)
+            n = stats.count.to(torch.float32).clamp_min_(1.0)
             log_t = torch.log(n.amax().clamp_min(1.0))
-            score = score + self.count_bonus * torch.sqrt(log_t / n)
+            score.add_(torch.div(log_t, n, out=n).sqrt_().mul_(self.count_bonus))
         return score
 
 
@@ -224,16 +217,19 @@ class SoftPolicy(PruningPolicy):
     """Unbiased soft pruning with loss re-weighting, at an exact budget.
 
     Samples whose moving-average loss is at least the mean over seen samples (and all unseen
-    samples) are kept with weight 1, up to ``1 - random_share`` of the budget, highest first.
-    The rest of the budget is a uniform draw from all other samples; each drawn sample gets
-    the weight ``1 / p`` with ``p`` its probability of being drawn. The weighted loss summed
-    over an epoch is then, in expectation, the full data set's summed loss: with the batch mean
-    of weighted losses, the epoch's summed gradient matches a full epoch's, in fewer steps.
+    samples) are always kept, up to ``1 - random_share`` of the budget, highest first. The rest
+    of the budget is a uniform draw from all other samples. Each kept sample ``i`` gets the
+    loss weight ``(k / N) / p_i``, with ``p_i`` its probability of being kept (1 for the fixed
+    part): the weights average exactly 1 over the epoch, and the batch mean of weighted losses
+    is, in expectation over the draw, the full data set's mean loss. Each step's expected
+    gradient is then the full-data gradient, as in InfoBatch (Qin et al., ICLR 2024), but
+    without InfoBatch's implicit learning-rate increase of ``N / k``, which destabilises
+    training at small keep ratios.
 
     Args:
         random_share: least share of the budget drawn at random, in ``(0, 1]``. Larger means
             smaller weights (lower variance) but less focus on hard samples. ``1`` is uniform
-            sampling with weight ``N / num_keep``.
+            sampling with weight 1.
 
     Example:
         >>> SoftPolicy(random_share=0.5).random_share
@@ -255,16 +251,26 @@ class SoftPolicy(PruningPolicy):
         if num_keep == n:
             idx = torch.randperm(n, generator=generator, device=stats.device)
             return Selection(idx, torch.ones(n, device=stats.device), shuffled=True)
-        key = _unseen_first(stats, stats.mean, generator)
-        seen = stats.count > 0
-        threshold = torch.where(seen, stats.mean, 0.0).sum() / seen.sum().clamp_min(1)
+        unseen = stats.count == 0
+        num_unseen = int(unseen.count_nonzero())
+        seen_mean = stats.mean if num_unseen == 0 else stats.mean.masked_fill(unseen, 0.0)
+        threshold = seen_mean.sum() / max(n - num_unseen, 1)
         num_greedy = num_keep - max(1, round(self.random_share * num_keep))
         # Top picks below the threshold are not fixed: the random part grows by as many.
-        fixed = _top_mask(key, num_greedy) & (key >= threshold)
-        idx = _fill_at_random(fixed, num_keep, generator)
-        num_fixed = fixed.sum().to(torch.float32)
-        weight = (n - num_fixed) / (num_keep - num_fixed)
-        return Selection(idx, torch.where(fixed[idx], 1.0, weight))
+        fixed = _greedy(stats.mean, num_greedy, generator, unseen, num_unseen)
+        fixed &= (stats.mean >= threshold) | unseen
+        num_fixed = int(fixed.count_nonzero())
+        keep = random_subset(~fixed, n - num_fixed, num_keep - num_fixed, generator)
+        keep |= fixed
+        idx = shuffled_indices(keep, generator)
+        # Weight (k / N) / P(kept): 1 / P(kept) makes the epoch's weighted sum unbiased for the
+        # full sum; the factor k / N makes it so per step, with a mean weight of exactly 1.
+        scale = num_keep / n
+        weight = scale * (n - num_fixed) / (num_keep - num_fixed)
+        weights = torch.full(idx.shape, weight, dtype=torch.float32, device=idx.device)
+        return Selection(
+            idx, weights.masked_fill_(fixed.index_select(0, idx), scale), shuffled=True
+        )
 
 
 POLICIES: tuple[str, ...] = ("uniform", "epsilon_greedy", "ucb", "soft")

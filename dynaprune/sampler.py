@@ -270,8 +270,8 @@ class DynamicPruningSampler(Sampler[int]):
                 )
             if not selection.shuffled:
                 perm = torch.randperm(order.numel(), generator=generator, device=device)
-                order = order[perm]
-                weights = None if weights is None else weights[perm]
+                order = order.index_select(0, perm)
+                weights = None if weights is None else weights.index_select(0, perm)
         else:
             order = torch.randperm(self.num_samples, generator=generator, device=device)
         self._set_plan(epoch, order, weights)
@@ -308,9 +308,8 @@ class DynamicPruningSampler(Sampler[int]):
             self._resuming = False  # continue the checkpointed epoch where it stopped
         else:
             self._make_plan(self.epoch)
-        # The one device-to-host copy per epoch: the DataLoader needs Python ints.
         plan = self._plan
-        return iter(plan.shard[plan.cursor :].tolist())
+        return _hand_off(plan.shard[plan.cursor :])
 
     # ----------------------------------------------------------------- feedback
     def to(self, device: torch.device | str) -> DynamicPruningSampler:
@@ -501,6 +500,16 @@ class DynamicPruningSampler(Sampler[int]):
                 int(plan.get("cursor", 0)),
             )
             self._resuming = self._plan.remaining > 0
+
+
+def _hand_off(order: Tensor) -> Iterator[int]:
+    """Yield ``order`` as Python ints, as the DataLoader needs them.
+
+    The one device-to-host copy per epoch; converted in chunks, so that a huge epoch never
+    becomes one Python list.
+    """
+    for chunk in order.cpu().split(1 << 16):
+        yield from chunk.tolist()
 
 
 def _resolve_device(device: torch.device | str | None) -> torch.device:

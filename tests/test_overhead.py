@@ -1,0 +1,41 @@
+"""Smoke test of the overhead benchmark script: it runs and writes what the issue asks for."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from dynaprune import POLICIES
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+ARGS = [
+    *("--sizes", "2000,70000", "--keep", "0.3,0.5", "--repeats", "1", "--device", "cpu"),
+    *("--threads", "1", "--batch-size", "8", "--update-samples", "1000", "--update-steps", "3"),
+    *("--end-to-end", "--e2e-samples", "64", "--e2e-epochs", "1"),
+]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("overhead", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_benchmark_writes_the_json(tmp_path):
+    out = tmp_path / "overhead.json"
+    threads = torch.get_num_threads()
+    try:
+        load_script().main([*ARGS, "--json", str(out)])
+    finally:
+        torch.set_num_threads(threads)  # --threads sets it for the whole process
+    result = json.loads(out.read_text())
+    assert set(result["selection_vs_randperm"]) == set(POLICIES)
+    for by_n in result["selection_vs_randperm"].values():
+        assert set(by_n) == {"2000", "70000"}
+        assert all(ratio > 0 for ratio in by_n.values())
+    assert set(result["selection_vs_randperm_by_keep"]) == {"0.3", "0.5"}
+    assert result["update_fraction_of_step"] > 0
+    assert result["bytes_per_sample"] == 16
+    assert result["end_to_end"]["speedup"] > 0
