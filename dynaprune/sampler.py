@@ -418,7 +418,9 @@ class DynamicPruningSampler(Sampler[int]):
             idx = self._check_indices(indices, losses.shape[0])
             weights = plan.weights_of(idx, self.num_samples)
             valid = None if plan.owned is None else plan.owned[idx]
-        self.stats.update(idx, losses, plan.epoch, valid)
+        # The plan's order repeats no sample, except in padding, which ``valid`` masks.
+        unique = indices is None and valid is None
+        self.stats.update(idx, losses, plan.epoch, valid, unique=unique)
         plan.updates += 1
         loss = losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()
         self.timings["update_seconds"] += time.perf_counter() - start

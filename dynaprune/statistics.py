@@ -83,8 +83,15 @@ class LossStatistics:
         return self
 
     @torch.no_grad()
+    @torch.no_grad()
     def update(
-        self, indices: Tensor, losses: Tensor, epoch: int, valid: Tensor | None = None
+        self,
+        indices: Tensor,
+        losses: Tensor,
+        epoch: int,
+        valid: Tensor | None = None,
+        *,
+        unique: bool = False,
     ) -> None:
         """Record one batch of per-sample losses.
 
@@ -97,13 +104,18 @@ class LossStatistics:
             losses: per-sample losses, shape ``(B,)``, any floating dtype.
             epoch: the epoch the losses belong to.
             valid: optional bool mask of entries to record (padding is excluded this way).
+            unique: promise that ``indices`` holds no repeats (the sampler's own order), which
+                skips the grouping of repeats: half the operations.
         """
         losses = losses.detach().to(torch.float32)
         finite = torch.isfinite(losses)
         self.nonfinite += (~finite if valid is None else valid & ~finite).sum()
         ok = finite if valid is None else finite & valid
-
-        # Group equal indices: sort, then give each run of equal indices one group id.
+        if unique:
+            self._write(indices, losses, ok, epoch)
+            return
+        # Group equal indices: sort, then give each run of equal indices one group id, and
+        # give every member of a group the group's mean finite loss.
         sidx, perm = torch.sort(indices)
         ok = ok[perm]
         first_of_group = torch.ones_like(ok)
@@ -113,19 +125,23 @@ class LossStatistics:
         gsum = zeros.index_add(0, group, torch.where(ok, losses[perm], zeros))
         gcnt = zeros.index_add(0, group, ok.to(torch.float32))
         n = gcnt[group]
-        has = n > 0
-        loss = gsum[group] / n.clamp_min(1.0)
+        self._write(sidx, gsum[group] / n.clamp_min(1.0), n > 0, epoch)
 
-        mean, var, count, seen = (t[sidx] for t in (self.mean, self.var, self.count, self.seen))
+    def _write(self, idx: Tensor, loss: Tensor, has: Tensor, epoch: int) -> None:
+        """Apply one observation ``loss`` to each sample ``idx`` where ``has`` is set.
+
+        Repeated indices must carry equal values, so that their writes agree.
+        """
+        mean, var, count, seen = (t[idx] for t in (self.mean, self.var, self.count, self.seen))
         a = 1.0 - self.momentum
         first = count == 0
         d = loss - mean
         new_mean = torch.where(first, loss, mean + a * d)
-        new_var = torch.where(first, zeros, (1.0 - a) * (var + a * d * d))
-        self.mean[sidx] = torch.where(has, new_mean, mean)
-        self.var[sidx] = torch.where(has, new_var, var)
-        self.count[sidx] = count + has.to(torch.int32)
-        self.seen[sidx] = torch.where(has, torch.full_like(seen, epoch + 1), seen)
+        new_var = torch.where(first, 0.0, (1.0 - a) * (var + a * d * d))
+        self.mean[idx] = torch.where(has, new_mean, mean)
+        self.var[idx] = torch.where(has, new_var, var)
+        self.count[idx] = count + has.to(torch.int32)
+        self.seen[idx] = torch.where(has, epoch + 1, seen)
 
     def pop_nonfinite(self) -> int:
         """Return the number of non-finite losses skipped since the last call, and reset it.

@@ -106,3 +106,16 @@ def test_state_dict_roundtrip_and_size_check():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LossStatistics(**kwargs)
+
+
+def test_unique_fast_path_equals_the_general_path():
+    g = torch.Generator().manual_seed(0)
+    general, fast = LossStatistics(1000), LossStatistics(1000)
+    for epoch in range(5):
+        idx = torch.randperm(1000, generator=g)[:300]
+        losses = torch.rand(300, generator=g)
+        losses[::17] = float("nan")
+        general.update(idx, losses, epoch)
+        fast.update(idx, losses, epoch, unique=True)
+    for name in ("mean", "var", "count", "seen", "nonfinite"):
+        assert torch.equal(getattr(general, name), getattr(fast, name)), name
