@@ -25,19 +25,22 @@ from dynaprune.statistics import LossStatistics
 __all__ = ["all_reduce_statistics", "resolve_replicas", "shard_order"]
 
 
-def resolve_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+def resolve_replicas(
+    num_replicas: int | None, rank: int | None, group: dist.ProcessGroup | None = None
+) -> tuple[int, int]:
     """Return ``(num_replicas, rank)``, filling gaps from an initialised process group.
 
-    Without a process group the defaults are one replica, rank 0.
+    ``group`` is the data-parallel group (default: the world). Without a process group the
+    defaults are one replica, rank 0.
 
     Raises:
         ValueError: if ``num_replicas < 1`` or ``rank`` is outside ``[0, num_replicas)``.
     """
     initialised = dist.is_available() and dist.is_initialized()
     if num_replicas is None:
-        num_replicas = dist.get_world_size() if initialised else 1
+        num_replicas = dist.get_world_size(group) if initialised else 1
     if rank is None:
-        rank = dist.get_rank() if initialised else 0
+        rank = dist.get_rank(group) if initialised else 0
     for name, value in (("num_replicas", num_replicas), ("rank", rank)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -75,7 +78,8 @@ def all_reduce_statistics(
 ) -> None:
     """Merge the ranks' updates of ``epoch`` into identical statistics on every rank.
 
-    A collective: every rank of ``group`` must call it with the same ``epoch``.
+    A collective: every rank of ``group`` must call it with the same ``epoch``. The ranks of
+    ``group`` must be exactly the ranks that share the epoch (``num_replicas`` of them).
 
     Args:
         stats: this rank's statistics.
@@ -91,13 +95,13 @@ def all_reduce_statistics(
     untouched = ~touched
     for row, src in zip(parts, sources, strict=False):
         row.copy_(src).masked_fill_(untouched, 0)
-    buf[4 * n] = stats.nonfinite.to(torch.int32)
+    # Non-finite counts: each rank adds what it skipped since the last merge.
+    buf[4 * n] = (stats.nonfinite - stats.nonfinite_merged).to(torch.int32)
     dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
     merged = parts[3] == epoch + 1
     stats.mean = torch.where(merged, parts[0].view(torch.float32), stats.mean)
     stats.var = torch.where(merged, parts[1].view(torch.float32), stats.var)
     stats.count = torch.where(merged, parts[2], stats.count)
     stats.seen = torch.where(merged, parts[3], stats.seen)
-    # The merged count stays on rank 0 alone, so that a later merge does not add it again.
-    total = buf[4 * n].to(torch.int64)
-    stats.nonfinite = total if dist.get_rank(group) == 0 else torch.zeros_like(total)
+    total = stats.nonfinite_merged + buf[4 * n].to(torch.int64)
+    stats.nonfinite, stats.nonfinite_merged = total, total.clone()

@@ -145,7 +145,10 @@ class _ScoreGreedyPolicy(PruningPolicy):
         num_greedy = num_keep - round(self.explore * num_keep)
         unseen = stats.count == 0
         num_unseen = int(unseen.count_nonzero())
-        greedy = _greedy(self.score(stats), num_greedy, generator, unseen, num_unseen)
+        score = self.score(stats)
+        # A NaN score (an overflowed variance) means nothing is known: rank it first.
+        score = score.masked_fill(score.isnan(), math.inf)
+        greedy = _greedy(score, num_greedy, generator, unseen, num_unseen)
         pool_size = stats.num_samples - num_greedy
         keep = random_subset(~greedy, pool_size, num_keep - num_greedy, generator)
         keep |= greedy
@@ -205,7 +208,10 @@ class UCBPolicy(_ScoreGreedyPolicy):
         self.explore = _check_fraction("explore", explore)
 
     def score(self, stats: LossStatistics) -> Tensor:
-        score = stats.var.clamp_min(0.0).sqrt_().mul_(self.c).add_(stats.mean)
+        if self.c == 0:
+            score = stats.mean.clone()
+        else:
+            score = stats.var.clamp_min(0.0).sqrt_().mul_(self.c).add_(stats.mean)
         if self.count_bonus > 0:
             n = stats.count.to(torch.float32).clamp_min_(1.0)
             log_t = torch.log(n.amax().clamp_min(1.0))

@@ -39,7 +39,8 @@ def _check_count(name: str, value: Any, minimum: int = 0) -> int:
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
-    # A bijective mix, so that (seed, epoch) pairs never collide the way seed + epoch does.
+    # Mixed with odd constants, so that nearby (seed, epoch) pairs do not share a stream the
+    # way seed + epoch does (seed 0, epoch 1 and seed 1, epoch 0).
     return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
 
 
@@ -68,7 +69,16 @@ class DynamicPruningSampler(Sampler[int]):
             the device of the first losses passed to :meth:`update`.
         momentum: weight of the old value in each sample's moving loss average, in ``[0, 1)``.
         nonfinite: what to do, at the next epoch boundary, about NaN or infinite losses skipped
-            during an epoch: ``"warn"``, ``"raise"`` (a ``FloatingPointError``) or ``"ignore"``.
+            during an epoch: ``"warn"``, ``"raise"`` (a ``FloatingPointError``, on every rank)
+            or ``"ignore"``.
+        process_group: the data-parallel group whose ranks share each epoch, for runs that
+            also shard the model (default: the whole world).
+
+    Attributes:
+        stats: the :class:`~dynaprune.statistics.LossStatistics`.
+        timings: cumulative host seconds spent in selection (``select_seconds``) and in
+            :meth:`update` (``update_seconds``); on CUDA the latter is launch time, since the
+            per-step work runs asynchronously.
 
     Example:
         >>> sampler = DynamicPruningSampler(10, keep_ratio=0.5, policy="ucb", seed=0)
@@ -95,6 +105,7 @@ class DynamicPruningSampler(Sampler[int]):
         device: torch.device | str | None = None,
         momentum: float = 0.5,
         nonfinite: str = "warn",
+        process_group: dist.ProcessGroup | None = None,
     ) -> None:
         if isinstance(data_source, int) and not isinstance(data_source, bool):
             n = data_source
@@ -128,6 +139,10 @@ class DynamicPruningSampler(Sampler[int]):
             raise ValueError(
                 f"anneal_epochs={anneal_epochs!r} needs total_epochs, the length of the run"
             )
+        if total_epochs is not None and self.anneal_epochs > total_epochs:
+            raise ValueError(
+                f"anneal_epochs={anneal_epochs!r} exceeds total_epochs={total_epochs!r}"
+            )
         if nonfinite not in _NONFINITE_MODES:
             raise ValueError(
                 f"nonfinite must be one of {list(_NONFINITE_MODES)}, got {nonfinite!r}"
@@ -139,8 +154,9 @@ class DynamicPruningSampler(Sampler[int]):
         self.num_keep = num_keep
         self.policy = make_policy(policy)
         self.total_epochs = total_epochs
-        resolve_replicas(num_replicas, rank)  # validates what was given
-        self._replicas_arg = (num_replicas, rank)
+        resolve_replicas(num_replicas, rank, process_group)  # validates what was given
+        self._replicas_arg = (num_replicas, rank, process_group)
+        self.process_group = process_group
         self.drop_last = drop_last
         self.nonfinite = nonfinite
         self._device_fixed = device is not None
@@ -252,9 +268,21 @@ class DynamicPruningSampler(Sampler[int]):
                     stacklevel=3,
                 )
             return
-        all_reduce_statistics(self.stats, plan.owned, plan.epoch)
+        world = dist.get_world_size(self.process_group)
+        if world != self.num_replicas:
+            raise ValueError(
+                f"num_replicas={self.num_replicas} but the process group has {world} ranks: "
+                "pass process_group= the data-parallel group whose ranks share each epoch"
+            )
+        all_reduce_statistics(self.stats, plan.owned, plan.epoch, self.process_group)
 
     def _make_plan(self, epoch: int) -> None:
+        if self.epoch_length(epoch) == 0:
+            raise ValueError(
+                f"epoch {epoch} keeps {self.epoch_size(epoch)} samples, fewer than the "
+                f"{self.num_replicas} ranks, so drop_last=True leaves every rank none; "
+                "raise keep_ratio or set drop_last=False"
+            )
         start = time.perf_counter()
         self.synchronize()
         self._report_nonfinite()
@@ -337,10 +365,10 @@ class DynamicPruningSampler(Sampler[int]):
     def _check_losses(self, losses: Any) -> Tensor:
         if not isinstance(losses, Tensor):
             raise TypeError(f"losses must be a torch.Tensor, got {type(losses).__name__}")
-        if losses.ndim != 1 or not losses.is_floating_point():
+        if losses.ndim != 1 or not losses.is_floating_point() or losses.numel() == 0:
             raise ValueError(
-                "losses must be a 1-D floating tensor of per-sample losses (reduction='none'), "
-                f"got shape {tuple(losses.shape)} and dtype {losses.dtype}"
+                "losses must be a non-empty 1-D floating tensor of per-sample losses "
+                f"(reduction='none'), got shape {tuple(losses.shape)} and dtype {losses.dtype}"
             )
         return losses
 
@@ -361,7 +389,9 @@ class DynamicPruningSampler(Sampler[int]):
         else:  # checking on the device would need a host sync; this fails asynchronously
             ok = ((indices >= 0) & (indices < self.num_samples)).all()
             torch._assert_async(ok, f"indices must be in [0, {self.num_samples})")
-        return indices.to(self.stats.device, torch.int64, non_blocking=True)
+        # Asynchronous only from the host: a device-to-host copy must finish before use.
+        host = indices.device.type == "cpu"
+        return indices.to(self.stats.device, torch.int64, non_blocking=host)
 
     def _current_plan(self) -> EpochPlan:
         if self._plan is None:
@@ -402,7 +432,9 @@ class DynamicPruningSampler(Sampler[int]):
             losses: per-sample losses, shape ``(B,)`` (``reduction="none"``), with or without
                 grad. Non-finite entries are not recorded, only counted.
             indices: the samples' indices. Without them, losses are matched to this epoch's
-                order, batch after batch, as the DataLoader delivers it.
+                order, batch after batch, as the DataLoader delivers it. With several ranks,
+                losses of samples outside this rank's shard are not recorded (they belong to
+                the rank that owns them).
 
         Returns:
             The mean of ``losses`` (weighted by :meth:`batch_weights` for re-weighting
@@ -418,6 +450,9 @@ class DynamicPruningSampler(Sampler[int]):
             idx = self._check_indices(indices, losses.shape[0])
             weights = plan.weights_of(idx, self.num_samples)
             valid = None if plan.owned is None else plan.owned[idx]
+            # The loader follows this sampler's order, so a mid-epoch checkpoint resumes after
+            # as many samples as were recorded.
+            plan.cursor = min(plan.cursor + losses.shape[0], plan.shard.numel())
         # The plan's order repeats no sample, except in padding, which ``valid`` masks.
         unique = indices is None and valid is None
         self.stats.update(idx, losses, plan.epoch, valid, unique=unique)
@@ -432,8 +467,9 @@ class DynamicPruningSampler(Sampler[int]):
         ``kept_fraction`` of the data set trained on this epoch; ``seen_samples``, distinct
         samples trained on so far; ``processed_samples``, updates recorded so far;
         ``score_mean`` and ``score_q10``/``q50``/``q90`` of the moving-average losses of seen
-        samples; ``nonfinite_skipped``, non-finite losses not recorded this epoch (with several
-        ranks, the total is on rank 0 after :meth:`synchronize`).
+        samples; ``nonfinite_skipped``, non-finite losses not recorded since the last epoch
+        boundary (over all ranks after :meth:`synchronize`; cumulative with
+        ``nonfinite="ignore"``, which never resets it).
         """
         stats = self.stats
         seen = stats.count > 0
@@ -458,7 +494,8 @@ class DynamicPruningSampler(Sampler[int]):
         """Everything needed to continue: statistics, epoch and the current epoch's plan.
 
         With several ranks this first merges their statistics (:meth:`synchronize`), so every
-        rank must call it, as Lightning does when it saves a checkpoint.
+        rank must call it, as Lightning does when it saves a checkpoint: call it on every rank
+        and save the result on rank 0.
         """
         self.synchronize()
         return {
@@ -467,6 +504,8 @@ class DynamicPruningSampler(Sampler[int]):
             "keep_ratio": self.keep_ratio,
             "seed": self.seed,
             "policy": repr(self.policy),
+            "num_replicas": self.num_replicas,
+            "device_type": self.stats.device.type,
             "epoch": self.epoch,
             "stats": self.stats.state_dict(),
             "plan": None if self._plan is None else self._plan.state_dict(),
@@ -479,8 +518,14 @@ class DynamicPruningSampler(Sampler[int]):
         saved mid-epoch resumes that epoch's plan after the last recorded batch: the next
         iteration of the same epoch yields only the samples not yet recorded.
 
+        The statistics go to the device they were saved from when this sampler's device is not
+        fixed yet, since the random draws of the next epochs depend on the device's generator.
+        The configuration (keep ratio, policy, seed, ...) is this sampler's own: an epoch-boundary
+        state may be continued with another one.
+
         Raises:
-            ValueError: if the state belongs to a data set of another size.
+            ValueError: if the state belongs to a data set of another size, or is mid-epoch and
+                that epoch's size or the number of ranks differs under this configuration.
         """
         n = state.get("num_samples")
         if n != self.num_samples:
@@ -488,10 +533,35 @@ class DynamicPruningSampler(Sampler[int]):
                 f"state_dict is for a data set of {n} samples, but this sampler has "
                 f"{self.num_samples}"
             )
+        plan = state.get("plan")
+        if plan is not None and int(plan.get("cursor", 0)) < _shard_size(state, plan):
+            size, expected = plan["order"].numel(), self.epoch_size(int(plan["epoch"]))
+            if size != expected:
+                raise ValueError(
+                    f"state_dict stopped mid-way through epoch {plan['epoch']} of {size} "
+                    f"samples, but this sampler's epoch {plan['epoch']} has {expected}: resume "
+                    "with the same keep_ratio, warmup_epochs and anneal_epochs"
+                )
+            saved = state.get("num_replicas", self.num_replicas)
+            if saved != self.num_replicas:
+                raise ValueError(
+                    f"state_dict stopped mid-epoch with num_replicas={saved}, but this sampler "
+                    f"has {self.num_replicas}; resume mid-epoch on as many ranks"
+                )
+        device_type = state.get("device_type", "cpu")
+        if not self._device_fixed and device_type != self.stats.device.type:
+            if device_type == "cuda" and torch.cuda.is_available():
+                self.to("cuda")
+            else:
+                warnings.warn(
+                    f"state_dict was saved with statistics on {device_type}, which is not "
+                    f"available; continuing on {self.stats.device} draws other subsets",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         self.stats.load_state_dict(state["stats"])
         self.epoch = int(state.get("epoch", 0))
         self._plan, self._resuming = None, False
-        plan = state.get("plan")
         if plan is not None:
             device = self.stats.device
             weights = plan.get("weights")
@@ -502,6 +572,12 @@ class DynamicPruningSampler(Sampler[int]):
                 int(plan.get("cursor", 0)),
             )
             self._resuming = self._plan.remaining > 0
+
+
+def _shard_size(state: Mapping[str, Any], plan: Mapping[str, Any]) -> int:
+    """Entries of the saved plan's shard on the rank that saved it."""
+    size, replicas = plan["order"].numel(), int(state.get("num_replicas", 1))
+    return math.ceil(size / replicas)
 
 
 def _hand_off(order: Tensor) -> Iterator[int]:

@@ -56,7 +56,11 @@ class LossStatistics:
     ) -> None:
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if not 0.0 <= momentum < 1.0:
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, (int, float))
+            or not 0.0 <= momentum < 1.0
+        ):
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.num_samples = num_samples
         self.momentum = float(momentum)
@@ -66,7 +70,9 @@ class LossStatistics:
         self.count = torch.zeros(num_samples, dtype=torch.int32, device=device)
         self.seen = torch.zeros(num_samples, dtype=torch.int32, device=device)
         # Non-finite losses skipped since the last call of ``pop_nonfinite``; a device scalar.
+        # With several ranks, ``nonfinite_merged`` is the part already summed over all ranks.
         self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
+        self.nonfinite_merged = torch.zeros((), dtype=torch.int64, device=device)
 
     @property
     def device(self) -> torch.device:
@@ -78,7 +84,7 @@ class LossStatistics:
 
     def to(self, device: torch.device | str) -> LossStatistics:
         """Move every tensor to ``device`` in place and return ``self``."""
-        for name in (*_FIELDS, "nonfinite"):
+        for name in (*_FIELDS, "nonfinite", "nonfinite_merged"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -150,13 +156,13 @@ class LossStatistics:
         """
         n = int(self.nonfinite.item())
         self.nonfinite.zero_()
+        self.nonfinite_merged.zero_()
         return n
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to restore the statistics, as CPU tensors."""
         state: dict[str, Any] = {f: getattr(self, f).detach().cpu().clone() for f in _FIELDS}
         state["nonfinite"] = self.nonfinite.detach().cpu().clone()
-        state["momentum"] = self.momentum
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -172,7 +178,6 @@ class LossStatistics:
         for name in _FIELDS:
             current = getattr(self, name)
             setattr(self, name, state[name].to(device=current.device, dtype=current.dtype).clone())
-        self.nonfinite = torch.as_tensor(state.get("nonfinite", 0), dtype=torch.int64).to(
-            self.device
-        )
-        self.momentum = float(state.get("momentum", self.momentum))
+        nonfinite = torch.as_tensor(state.get("nonfinite", 0), dtype=torch.int64).to(self.device)
+        # A saved count is either a single process's or already merged over all ranks.
+        self.nonfinite, self.nonfinite_merged = nonfinite, nonfinite.clone()

@@ -52,6 +52,15 @@ def _worker(rank, path):
         sampler.synchronize()
         sampler.synchronize()  # nothing new: no second merge, no double count
         results["nonfinite"] = sampler.summary()["nonfinite_skipped"]
+
+        # A data-parallel group smaller than the world must be named, not silently summed.
+        mismatched = DynamicPruningSampler(10, 1.0, num_replicas=3, rank=rank)
+        list(mismatched)
+        mismatched.update(torch.ones(len(mismatched)))
+        try:
+            mismatched.synchronize()
+        except ValueError as error:
+            results["mismatch"] = str(error)
         torch.save(results, f"{path}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -89,9 +98,15 @@ def test_ranks_agree_and_match_a_single_process(plain_results, policy, drop_last
             assert torch.equal(a, single.stats.state_dict()[name]), f"{name} differs from 1 process"
 
 
-def test_nonfinite_counts_are_summed_once(plain_results):
+def test_nonfinite_counts_are_summed_once_and_known_on_every_rank(plain_results):
+    # Every rank sees the total, so nonfinite="raise" raises on all of them alike.
     assert plain_results[0]["nonfinite"] == 3
-    assert plain_results[1]["nonfinite"] == 0
+    assert plain_results[1]["nonfinite"] == 3
+
+
+def test_replicas_differing_from_the_group_are_refused(plain_results):
+    for result in plain_results:
+        assert "num_replicas=3 but the process group has 2 ranks" in result["mismatch"]
 
 
 pl = pytest.importorskip("pytorch_lightning")

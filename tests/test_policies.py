@@ -177,3 +177,11 @@ def test_uniform_is_already_shuffled():
 def test_bad_arguments(factory, error, match):
     with pytest.raises(error, match=match):
         factory()
+
+
+def test_nan_scores_still_give_an_exact_budget():
+    stats = seen_stats(torch.rand(10, generator=gen(1)))
+    stats.var[3] = float("inf")  # c = 0 times an infinite deviation is NaN
+    for policy in (UCBPolicy(c=0.0), UCBPolicy(c=1.0)):
+        sel = policy.select(stats, 5, gen())
+        assert sel.indices.unique().numel() == 5

@@ -207,6 +207,10 @@ def test_total_steps_counts_each_phase():
 @pytest.mark.parametrize("drop_last", [False, True])
 @pytest.mark.parametrize(("n", "replicas"), [(10, 3), (7, 4), (100, 2), (3, 5)])
 def test_shards_disjoint_and_complete(n, replicas, drop_last):
+    if drop_last and n < replicas:
+        with pytest.raises(ValueError, match="fewer than the"):
+            list(DynamicPruningSampler(n, 1.0, num_replicas=replicas, rank=0, drop_last=True))
+        return
     shards = []
     for rank in range(replicas):
         sampler = DynamicPruningSampler(
@@ -269,6 +273,10 @@ def test_sampler_invariants(n, keep, policy, replicas, drop_last, seed):
         )
         s.load_state_dict(state)
         s.set_epoch(1)
+        if drop_last and k < replicas:
+            with pytest.raises(ValueError, match="fewer than the"):
+                list(s)
+            return
         shard = list(s)
         assert len(shard) == len(s) == s.epoch_length(1)
         assert all(0 <= i < n for i in shard)
@@ -358,3 +366,59 @@ def test_device_is_fixed_once():
     meta = torch.ones(2, device="meta")
     with pytest.raises(ValueError, match="losses are on meta, but the statistics live on cpu"):
         sampler.update(meta)
+
+
+def test_indexed_updates_resume_mid_epoch_after_the_recorded_samples():
+    first = DynamicPruningSampler(20, 0.5, seed=0)
+    order = list(first)
+    first.update(torch.ones(4), indices=torch.tensor(order[:4]))
+    second = DynamicPruningSampler(20, 0.5, seed=0)
+    second.load_state_dict(first.state_dict())
+    assert list(second) == order[4:]
+
+
+def test_mid_epoch_state_with_another_epoch_size_is_rejected():
+    first = DynamicPruningSampler(20, 0.5)
+    order = list(first)
+    first.update(torch.ones(4))
+    with pytest.raises(
+        ValueError, match="mid-way through epoch 0 of 10 samples, but this sampler's epoch 0 has 5"
+    ):
+        DynamicPruningSampler(20, 0.25).load_state_dict(first.state_dict())
+    with pytest.raises(ValueError, match="num_replicas=1, but this sampler has 2"):
+        DynamicPruningSampler(20, 0.5, num_replicas=2, rank=0).load_state_dict(first.state_dict())
+    # At an epoch boundary another configuration may continue the statistics.
+    first.update(torch.ones(len(order) - 4))
+    other = DynamicPruningSampler(20, 0.25, momentum=0.1)
+    other.load_state_dict(first.state_dict())
+    assert other.stats.momentum == 0.1  # the sampler's own configuration wins
+    assert torch.equal(other.stats.count, first.stats.count)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"anneal_epochs": 5, "total_epochs": 3}, "anneal_epochs=5 exceeds total_epochs=3"),
+        ({"momentum": "0.5"}, r"momentum must be in \[0, 1\), got '0.5'"),
+    ],
+)
+def test_more_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DynamicPruningSampler(100, 0.5, **kwargs)
+
+
+def test_empty_shards_are_refused():
+    sampler = DynamicPruningSampler(
+        10, 0.1, num_replicas=2, rank=0, drop_last=True, warmup_epochs=1
+    )
+    assert len(list(sampler)) == 5  # warm-up: full data
+    sampler.set_epoch(1)
+    with pytest.raises(ValueError, match="keeps 1 samples, fewer than the 2 ranks"):
+        list(sampler)
+
+
+def test_empty_losses_are_refused():
+    sampler = DynamicPruningSampler(10, 0.5)
+    list(sampler)
+    with pytest.raises(ValueError, match=r"non-empty 1-D .* got shape \(0,\)"):
+        sampler.update(torch.ones(0))

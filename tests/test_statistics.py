@@ -89,7 +89,7 @@ def test_state_dict_roundtrip_and_size_check():
     other.load_state_dict(stats.state_dict())
     for name in ("mean", "var", "count", "seen"):
         assert torch.equal(getattr(other, name), getattr(stats, name))
-    assert other.momentum == 0.3
+    assert other.momentum == 0.5  # the configuration is the constructor's, not the state's
     with pytest.raises(ValueError, match="holds 4 samples, but this data set has 5"):
         LossStatistics(5).load_state_dict(stats.state_dict())
 
