@@ -136,7 +136,7 @@ def run_benchmark(
 
             run_start = time.perf_counter()
             run = prepare_run(spec, cfg, data, device)
-            clock = RunClock(run, test, train["eval_batch_size"], on_epoch)
+            clock = RunClock(run, test, train["eval_batch_size"], on_epoch, train["eval_every"])
             train_fn(run, clock)
             result = clock.result(time.perf_counter() - run_start)
             del run, clock  # frees the data copies and stops persistent workers before the next run
@@ -164,7 +164,7 @@ def write_report(
     """Writes ``summary.csv``, ``summary.md`` and the figures; returns the summary rows."""
     train, drop = cfg["train"], cfg["benchmark"]["target_drop"]
     rows = summarize(results, drop)
-    full = next(r for r in rows if r["method"] == "full")
+    full_acc = next((r["test_acc_mean"] for r in rows if r["method"] == "full"), float("nan"))
     header = (
         f"## dynaprune benchmark `{cfg['name']}`: {cfg['data']['dataset']}, "
         f"{cfg['model']['name']}, {train['epochs']} epochs, {len(cfg['benchmark']['seeds'])} "
@@ -176,7 +176,7 @@ def write_report(
         f"{PRESSURE_WARNING:.0%} of the time (`cpu_pressure` in runs.csv): other processes "
         "competed for the machine, so the timings above are unreliable.",
     )
-    markdown = write_summary(out, rows, full["test_acc_mean"] - drop, header, notes if busy else ())
+    markdown = write_summary(out, rows, full_acc - drop, header, notes if busy else ())
     plot(out, results, rows)
     if echo:
         print(markdown)

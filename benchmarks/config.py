@@ -49,6 +49,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "num_workers": 0,
         "augment": False,  # random crop (pad 4) and horizontal flip
         "streaming": False,  # decode JPEGs per item in the workers (imagefolder only)
+        "label_noise": 0.0,  # share of training labels replaced by another class at random
+        "label_noise_seed": 0,  # fixes which labels, the same for every run and seed
     },
     "model": {"name": "tiny_cnn", "channels_last": False},
     "train": {
@@ -58,6 +60,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "batch_size": 64,
         "eval_batch_size": 1024,
+        "eval_every": 1,  # evaluate after every n-th epoch (and always after the last)
         "drop_last": False,
         "optimizer": "sgd",
         "lr": 0.1,
@@ -163,6 +166,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ValueError: naming the key and the value, e.g. an unknown policy, a keep ratio outside
             (0, 1], a missing data root, an unknown dataset or model.
     """
+    from benchmarks.grid import ANNEAL_SUFFIX, method_phases, split_method
     from dynaprune import POLICIES
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
@@ -176,7 +180,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     _validate_data(data)
     _validate_device(train["device"])
     _int(cfg, "data.num_workers", 0)
-    for key in ("train.epochs", "train.batch_size", "train.eval_batch_size"):
+    for key in ("train.epochs", "train.batch_size", "train.eval_batch_size", "train.eval_every"):
         _int(cfg, key, 1)
     if train["threads"] is not None:
         _int(cfg, "train.threads", 1)
@@ -192,11 +196,15 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(policies, list):
         raise _fail("pruning.policies", policies, "a list")
     for i, policy in enumerate(policies):
-        if policy not in POLICIES:
+        if not isinstance(policy, str) or split_method(policy)[0] not in POLICIES:
             raise ValueError(
-                f"unknown policy {policy!r} in pruning.policies[{i}]; "
-                f"valid policies: {list(POLICIES)}"
+                f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: "
+                f"{list(POLICIES)}, each optionally with the suffix {ANNEAL_SUFFIX!r}"
             )
+        for keep in pruning["keep_ratios"] if isinstance(pruning["keep_ratios"], list) else ():
+            if isinstance(keep, (int, float)) and 0.0 < keep <= 1.0:
+                warmup, anneal = pruning["warmup_epochs"], pruning["anneal_epochs"]
+                method_phases(policy, keep, train["epochs"], warmup, anneal)
     ratios = pruning["keep_ratios"]
     if not isinstance(ratios, list) or not ratios:
         raise _fail("pruning.keep_ratios", ratios, "a non-empty list")
@@ -214,8 +222,8 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         )
 
     baselines = bench["baselines"]
-    if not isinstance(baselines, list) or "full" not in baselines:
-        raise _fail("benchmark.baselines", baselines, "a list containing 'full' (the reference)")
+    if not isinstance(baselines, list):
+        raise _fail("benchmark.baselines", baselines, "a list")
     for i, name in enumerate(baselines):
         if name not in BASELINES:
             raise ValueError(
@@ -261,6 +269,12 @@ def _validate_data(data: dict[str, Any]) -> None:
             "data.root must be null for data.dataset 'digits' (it ships with scikit-learn), "
             f"got {root!r}"
         )
+    noise = data["label_noise"]
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
+        raise _fail("data.label_noise", noise, "a number in [0, 1)")
+    seed = data["label_noise_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise _fail("data.label_noise_seed", seed, "an integer >= 0")
     for key in ("train_subset", "test_subset", "image_size"):
         value = data[key]
         if value is not None and (
@@ -272,6 +286,8 @@ def _validate_data(data: dict[str, Any]) -> None:
             f"data.streaming=True needs data.dataset 'imagefolder' and data.loader 'dataloader', "
             f"got {data['dataset']!r} and {data['loader']!r}"
         )
+    if data["streaming"] and data["label_noise"] > 0:
+        raise _fail("data.label_noise", data["label_noise"], "0 when data.streaming is true")
     if data["streaming"] and data["train_subset"] is not None:
         raise _fail("data.train_subset", data["train_subset"], "null when data.streaming is true")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["IMAGE_SUFFIXES", "DataBundle", "list_image_folder", "load_data"]
+__all__ = ["IMAGE_SUFFIXES", "DataBundle", "add_label_noise", "list_image_folder", "load_data"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _SPLIT_SEED = 0  # subsets and the digits test split are fixed, independent of the run seed
@@ -69,11 +69,36 @@ def load_data(data_cfg: dict[str, Any]) -> DataBundle:
         train_x, train_y = _subset(train_x, train_y, data_cfg["train_subset"], "data.train_subset")
     if data_cfg["test_subset"] is not None:
         test_x, test_y = _subset(test_x, test_y, data_cfg["test_subset"], "data.test_subset")
+    if data_cfg["label_noise"] > 0:
+        train_y = add_label_noise(
+            train_y, num_classes, data_cfg["label_noise"], data_cfg["label_noise_seed"]
+        )
     mean, std = _channel_stats(train_x)
     files = (
         list_image_folder(root / "train")[0] if data_cfg["streaming"] and root is not None else None
     )
     return DataBundle(train_x, train_y, test_x, test_y, num_classes, mean, std, files)
+
+
+def add_label_noise(
+    labels: torch.Tensor, num_classes: int, share: float, seed: int
+) -> torch.Tensor:
+    """Symmetric label noise: ``round(share * N)`` training labels, chosen with ``seed``, each
+    replaced by a different class drawn uniformly, so exactly that share is wrong. The test
+    labels are never touched.
+
+    Example:
+        >>> y = torch.zeros(10, dtype=torch.long)
+        >>> int((add_label_noise(y, 10, 0.2, 0) != y).sum())
+        2
+    """
+    generator = torch.Generator().manual_seed(seed)
+    n = len(labels)
+    flip = torch.randperm(n, generator=generator)[: round(share * n)]
+    shift = torch.randint(1, num_classes, (len(flip),), generator=generator)
+    noisy = labels.clone()
+    noisy[flip] = (labels[flip] + shift) % num_classes
+    return noisy
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:

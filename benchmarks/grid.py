@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["RunSpec", "build_grid", "make_sampler"]
+__all__ = ["RunSpec", "build_grid", "make_sampler", "method_phases", "split_method"]
 
 
 @dataclass(frozen=True)
@@ -40,21 +40,65 @@ class RunSpec:
         return asdict(self)
 
 
+ANNEAL_SUFFIX = "+anneal"
+ANNEAL_DELTA = 0.875  # InfoBatch's δ: full data from this share of the epochs on
+
+
+def split_method(method: str) -> tuple[str, bool]:
+    """``"pool_top+anneal"`` -> ``("pool_top", True)``: the policy and whether it anneals."""
+    if method.endswith(ANNEAL_SUFFIX):
+        return method[: -len(ANNEAL_SUFFIX)], True
+    return method, method == "infobatch"  # InfoBatch's published rule anneals
+
+
+def method_phases(
+    method: str, keep_ratio: float, epochs: int, warmup: int, anneal: int
+) -> tuple[float, int, int]:
+    """``(keep ratio of a pruned epoch, warm-up epochs, annealing epochs)`` of a method.
+
+    A method that anneals (``infobatch``, or any policy with the ``+anneal`` suffix) trains on
+    all the data in its last ``epochs - ceil(0.875 * epochs)`` epochs, and prunes the other
+    epochs harder so that the whole run processes the same number of samples as every other
+    method at ``keep_ratio``: the comparison stays at equal cost.
+    """
+    _, anneals = split_method(method)
+    if not anneals:
+        return keep_ratio, warmup, anneal
+    anneal = max(anneal, epochs - math.ceil(ANNEAL_DELTA * epochs))
+    pruned = epochs - warmup - anneal
+    per_epoch = (keep_ratio * epochs - warmup - anneal) / pruned if pruned > 0 else 0.0
+    if not 0.0 < per_epoch <= 1.0:
+        raise ValueError(
+            f"method {method!r} at keep ratio {keep_ratio:g}: {warmup} warm-up and {anneal} "
+            f"annealing epochs of {epochs} already exceed the budget"
+        )
+    return per_epoch, warmup, anneal
+
+
 def make_sampler(spec: RunSpec, num_samples: int, cfg: dict[str, Any]) -> Any:
-    """The sampler of a run; baselines use the same class at ``keep_ratio=1.0`` (same code path)."""
+    """The sampler of a run; baselines use the same class at ``keep_ratio=1.0`` (same code path).
+
+    ``infobatch`` scores by the last loss (``momentum=0``), as published.
+    """
     from dynaprune import DynamicPruningSampler
 
     pruning = cfg["pruning"]
     if not spec.pruned:
         return DynamicPruningSampler(num_samples, keep_ratio=1.0, policy="uniform", seed=spec.seed)
+    policy, _ = split_method(spec.method)
+    epochs = cfg["train"]["epochs"]
+    keep, warmup, anneal = method_phases(
+        spec.method, spec.keep_ratio, epochs, pruning["warmup_epochs"], pruning["anneal_epochs"]
+    )
     return DynamicPruningSampler(
         num_samples,
-        keep_ratio=spec.keep_ratio,
-        policy=spec.method,
+        keep_ratio=keep,
+        policy=policy,
         seed=spec.seed,
-        warmup_epochs=pruning["warmup_epochs"],
-        anneal_epochs=pruning["anneal_epochs"],
-        total_epochs=cfg["train"]["epochs"],
+        warmup_epochs=warmup,
+        anneal_epochs=anneal,
+        total_epochs=epochs,
+        momentum=0.0 if policy == "infobatch" else 0.5,
     )
 
 
@@ -62,8 +106,8 @@ def _budget_spec(keep: float, seed: int, num_samples: int, cfg: dict[str, Any]) 
     """All data, for exactly as many optimizer steps as a pruned run at ``keep`` takes."""
     train = cfg["train"]
     size, drop_last, epochs = train["batch_size"], train["drop_last"], train["epochs"]
-    policy = cfg["pruning"]["policies"][0] if cfg["pruning"]["policies"] else "uniform"
-    pruned = make_sampler(RunSpec(policy, keep, seed, epochs), num_samples, cfg)
+    # the budget of a policy without annealing; annealing methods match it (method_phases)
+    pruned = make_sampler(RunSpec("uniform", keep, seed, epochs), num_samples, cfg)
     budget = pruned.total_steps(batch_size=size, drop_last=drop_last, epochs=epochs)
     full = make_sampler(RunSpec("full", 1.0, seed, 1), num_samples, cfg)
     per_epoch = full.total_steps(batch_size=size, drop_last=drop_last, epochs=1)
@@ -77,7 +121,8 @@ def build_grid(cfg: dict[str, Any], num_samples: int) -> list[RunSpec]:
     baselines = cfg["benchmark"]["baselines"]
     grid: list[RunSpec] = []
     for seed in cfg["benchmark"]["seeds"]:
-        grid.append(RunSpec("full", 1.0, seed, epochs))
+        if "full" in baselines:
+            grid.append(RunSpec("full", 1.0, seed, epochs))
         if "full-same-budget" in baselines:
             grid += [_budget_spec(keep, seed, num_samples, cfg) for keep in ratios if keep < 1.0]
         grid += [

@@ -42,6 +42,10 @@ SUMMARY_COLUMNS = (
     "time_to_target_mean",
     "target_reached",
     "dynaprune_share",
+    "delta_vs_budget",
+    "delta_vs_budget_std",
+    "delta_vs_uniform",
+    "delta_vs_uniform_std",
 )
 RUN_COLUMNS = (
     "method",
@@ -60,7 +64,17 @@ RUN_COLUMNS = (
     "cpu_pressure",
     "warnings",
 )
-_ORDER = ("full", "full-same-budget", "uniform", "epsilon_greedy", "ucb", "soft")
+_ORDER = (
+    "full",
+    "full-same-budget",
+    "uniform",
+    "epsilon_greedy",
+    "ucb",
+    "soft",
+    "infobatch",
+    "pool_top",
+    "importance",
+)
 
 
 def _mean(values: list[float]) -> float:
@@ -83,7 +97,7 @@ def append_run(out: Path, result: RunResult) -> None:
         "planned_steps": result.planned_steps,
         "samples": last.samples,
         "final_acc": last.test_acc,
-        "best_acc": max(r.test_acc for r in result.curve),
+        "best_acc": _best(result.curve),
         "train_seconds": result.train_seconds,
         "total_seconds": result.total_seconds,
         "dynaprune_seconds": last.dynaprune_seconds,
@@ -143,6 +157,28 @@ def _time_to(curve: list[EpochRecord], target: float) -> float | None:
     return next((r.train_seconds for r in curve if r.test_acc >= target), None)
 
 
+def _best(curve: list[EpochRecord]) -> float:
+    """Best evaluated accuracy (epochs that were not evaluated hold NaN)."""
+    return max((p.test_acc for p in curve if not math.isnan(p.test_acc)), default=math.nan)
+
+
+def paired_deltas(
+    results: list[RunResult], method: str, keep: float, reference: str
+) -> list[float]:
+    """Final-accuracy differences ``method - reference`` at the same keep ratio, seed by seed
+    (only seeds that both ran)."""
+
+    def finals(name: str) -> dict[int, float]:
+        return {
+            r.spec.seed: r.curve[-1].test_acc
+            for r in results
+            if r.spec.method == name and r.spec.keep_ratio == keep
+        }
+
+    mine, theirs = finals(method), finals(reference)
+    return [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
+
+
 def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, Any]]:
     """One row per method and keep ratio (1.0 for ``full``), keyed by :data:`SUMMARY_COLUMNS`."""
     groups: dict[tuple[str, float], list[RunResult]] = {}
@@ -155,7 +191,9 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
     rows = []
     for (method, keep), runs in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1])):
         final = [r.curve[-1].test_acc for r in runs]
-        best = [max(p.test_acc for p in r.curve) for r in runs]
+        best = [_best(r.curve) for r in runs]
+        vs_budget = paired_deltas(results, method, keep, "full-same-budget")
+        vs_uniform = paired_deltas(results, method, keep, "uniform")
         seconds = [r.train_seconds for r in runs]
         reach = [t for t in (_time_to(r.curve, target) for r in runs) if t is not None]
         share = [
@@ -181,6 +219,10 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
                 "time_to_target_mean": _mean(reach),
                 "target_reached": f"{len(reach)}/{len(runs)}",
                 "dynaprune_share": _mean(share),
+                "delta_vs_budget": _mean(vs_budget) if method != "full" else math.nan,
+                "delta_vs_budget_std": _std(vs_budget) if method != "full" else math.nan,
+                "delta_vs_uniform": _mean(vs_uniform) if method != "full" else math.nan,
+                "delta_vs_uniform_std": _std(vs_uniform) if method != "full" else math.nan,
             }
         )
     return rows
@@ -192,6 +234,10 @@ def _rank(method: str) -> int:
 
 def _fmt(value: float, digits: int = 2) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _delta(mean: float, std: float) -> str:
+    return "" if math.isnan(mean) else f"{mean:+.2f} ± {std:.2f}"
 
 
 def write_summary(
@@ -206,8 +252,9 @@ def write_summary(
         header,
         "",
         "| method | keep | test acc (%) | best acc (%) | Δ vs full (pt) | train time (s) "
-        "| total time (s) | samples | speedup (ideal) | time to target (s) | dynaprune share |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| total time (s) | samples | speedup (ideal) | time to target (s) | dynaprune share "
+        "| Δ vs same budget (pt, paired) | Δ vs uniform (pt, paired) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         reached, total = r["target_reached"].split("/")
@@ -221,7 +268,9 @@ def write_summary(
             f"| {r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f} "
             f"| {r['total_seconds_mean']:.1f} | {r['samples_processed']:,.0f} "
             f"| {r['speedup']:.2f}x ({r['ideal_speedup']:.2f}x) | {to_target} "
-            f"| {_fmt(100 * r['dynaprune_share'], 1)}% |"
+            f"| {_fmt(100 * r['dynaprune_share'], 1)}% "
+            f"| {_delta(r['delta_vs_budget'], r['delta_vs_budget_std'])} "
+            f"| {_delta(r['delta_vs_uniform'], r['delta_vs_uniform_std'])} |"
         )
     lines += [
         "",
@@ -241,6 +290,9 @@ _STYLE = {  # one colour per method in both figures; baselines dashed
     "epsilon_greedy": ("C1", "-"),
     "ucb": ("C2", "-"),
     "soft": ("C3", "-"),
+    "infobatch": ("C4", "-"),
+    "pool_top": ("C5", "-"),
+    "importance": ("C6", "-"),
 }
 
 
@@ -317,5 +369,6 @@ def _mean_curves(
         n = min(len(r.curve) for r in runs)
         xs = [_mean([r.curve[i].train_seconds for r in runs]) for i in range(n)]
         ys = [_mean([r.curve[i].test_acc for r in runs]) for i in range(n)]
-        curves[key] = (xs, ys)
+        evaluated = [i for i in range(n) if not math.isnan(ys[i])]
+        curves[key] = ([xs[i] for i in evaluated], [ys[i] for i in evaluated])
     return curves

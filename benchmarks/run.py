@@ -70,6 +70,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-budget-baseline", action="store_true", help="skip full-same-budget runs"
     )
+    parser.add_argument(
+        "--baselines",
+        type=_csv(str, "--baselines"),
+        help="baselines to train: full,full-same-budget (default), or 'none' to train only the "
+        "policies, e.g. to split a grid over two processes and merge the folders",
+    )
+    parser.add_argument(
+        "--label-noise", type=float, help="share of training labels flipped to another class"
+    )
+    parser.add_argument("--eval-every", type=int, help="evaluate after every n-th epoch")
     parser.add_argument("--no-progress", action="store_true", help="no live display, no log lines")
     parser.add_argument(
         "--report-only",
@@ -95,6 +105,8 @@ _FLAGS = {
     "num_workers": "data.num_workers",
     "threads": "train.threads",
     "train_subset": "data.train_subset",
+    "label_noise": "data.label_noise",
+    "eval_every": "train.eval_every",
 }
 
 
@@ -103,6 +115,8 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {
         key: getattr(args, flag) for flag, key in _FLAGS.items() if getattr(args, flag) is not None
     }
+    if args.baselines is not None:
+        overrides["benchmark.baselines"] = [b for b in args.baselines if b != "none"]
     if args.no_budget_baseline:
         overrides["benchmark.baselines"] = ["full"]
     return validate_config(apply_overrides(load_config(args.config), overrides))

@@ -182,6 +182,7 @@ class RunClock:
         test: tuple[torch.Tensor, torch.Tensor],
         eval_batch_size: int,
         on_epoch: Callable[[EpochRecord], None] | None = None,
+        eval_every: int = 1,
     ) -> None:
         self.run, self.test, self.eval_batch_size, self.on_epoch = (
             run,
@@ -189,6 +190,7 @@ class RunClock:
             eval_batch_size,
             on_epoch,
         )
+        self.eval_every = eval_every
         self.curve: list[EpochRecord] = []
         self.warnings: list[str] = []
         self.steps = self.samples = self._epoch_samples = 0
@@ -223,9 +225,12 @@ class RunClock:
         self._sync()
         train_seconds = self.train_seconds()
         eval_start = time.perf_counter()
-        acc = evaluate(self.run, *self.test, self.eval_batch_size)
         expected = self.run.sampler.epoch_length(epoch)
         cut_short = self.run.spec.max_steps is not None and self.steps >= self.run.spec.max_steps
+        last = cut_short or epoch == self.run.spec.epochs - 1
+        acc = float("nan")  # not evaluated after this epoch
+        if last or (epoch + 1) % self.eval_every == 0:
+            acc = evaluate(self.run, *self.test, self.eval_batch_size)
         if self._epoch_samples != expected and not cut_short and not self.run.drop_last:
             self.warnings.append(
                 f"epoch {epoch}: trained on {self._epoch_samples} samples, "

@@ -14,6 +14,7 @@ from dynaprune.policies import (
     UniformPolicy,
     make_policy,
 )
+from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
 from dynaprune.sampler import DynamicPruningSampler
 from dynaprune.statistics import LossStatistics
 
@@ -23,7 +24,10 @@ __all__ = [
     "POLICIES",
     "DynamicPruningSampler",
     "EpsilonGreedyPolicy",
+    "ImportancePolicy",
+    "InfoBatchPolicy",
     "LossStatistics",
+    "PoolTopPolicy",
     "PruningPolicy",
     "Selection",
     "SoftPolicy",

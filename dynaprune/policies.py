@@ -279,13 +279,28 @@ class SoftPolicy(PruningPolicy):
         )
 
 
-POLICIES: tuple[str, ...] = ("uniform", "epsilon_greedy", "ucb", "soft")
+POLICIES: tuple[str, ...] = (
+    "uniform",
+    "epsilon_greedy",
+    "ucb",
+    "soft",
+    "infobatch",
+    "pool_top",
+    "importance",
+)
 _CLASSES: dict[str, type[PruningPolicy]] = {
     "uniform": UniformPolicy,
     "epsilon_greedy": EpsilonGreedyPolicy,
     "ucb": UCBPolicy,
     "soft": SoftPolicy,
 }
+
+
+def _published() -> dict[str, type[PruningPolicy]]:
+    # imported here: dynaprune.published builds on this module
+    from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
+
+    return {"infobatch": InfoBatchPolicy, "pool_top": PoolTopPolicy, "importance": ImportancePolicy}
 
 
 def make_policy(policy: str | PruningPolicy) -> PruningPolicy:
@@ -298,9 +313,9 @@ def make_policy(policy: str | PruningPolicy) -> PruningPolicy:
     if isinstance(policy, PruningPolicy):
         return policy
     if isinstance(policy, str):
-        if policy not in _CLASSES:
+        if policy not in POLICIES:
             raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
-        return _CLASSES[policy]()
+        return {**_CLASSES, **_published()}[policy]()
     raise TypeError(
         f"policy must be a name in {list(POLICIES)} or a PruningPolicy, got {type(policy).__name__}"
     )
