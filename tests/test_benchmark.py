@@ -141,6 +141,11 @@ def test_summary_speedup_and_time_to_target() -> None:
     assert by["soft"]["target_reached"] == "0/1" and math.isnan(by["soft"]["time_to_target_mean"])
 
 
+def _about_load(warning: str) -> bool:
+    """Whether a run's warning is about the machine's load rather than the run."""
+    return warning.startswith("CPU pressure")
+
+
 def _floats(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -199,7 +204,12 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
         out / "runs.csv", ("steps", "planned_steps", "final_acc", "train_seconds", "total_seconds")
     )
     assert len(curves) == sum(int(r["epochs"]) for r in runs)
-    assert all(r["steps"] == r["planned_steps"] and not r["warnings"] for r in runs)
+    assert all(r["steps"] == r["planned_steps"] for r in runs)
+    # The contract: no warning about the run itself. A warning about the machine's load (CPU
+    # pressure from other processes) says nothing about the code, so it is allowed.
+    for run in runs:
+        about_the_run = [w for w in run["warnings"].split("; ") if w and not _about_load(w)]
+        assert not about_the_run, about_the_run
     budget, pruned = (
         next(r for r in runs if r["method"] == m) for m in ("full-same-budget", "uniform")
     )

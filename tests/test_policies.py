@@ -92,6 +92,7 @@ def test_unseen_samples_rank_first_in_random_order(name):
     stats = seen_stats(torch.full((n,), 100.0))
     unseen = torch.arange(0, n, 5)
     stats.count[unseen] = 0
+    stats.seen[unseen] = 0  # never trained on (count 0 alone: trained on, losses non-finite)
     stats.mean[unseen] = 0.0
     picks = []
     for seed in range(2):
