@@ -143,6 +143,7 @@ def check_indices(indices: Any, size: int, num_samples: int, device: torch.devic
     since checking there would need a host sync.
     """
     indices = torch.as_tensor(indices)
+    assert isinstance(indices, torch.Tensor)  # for the type checker: as_tensor returns one
     if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
         raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
     if indices.shape != (size,):
@@ -158,4 +159,5 @@ def check_indices(indices: Any, size: int, num_samples: int, device: torch.devic
         torch._assert_async(ok, f"indices must be in [0, {num_samples})")
     # Asynchronous only from the host: a device-to-host copy must finish before use.
     host = indices.device.type == "cpu"
-    return indices.to(device, torch.int64, non_blocking=host)
+    result: torch.Tensor = indices.to(device, torch.int64, non_blocking=host)
+    return result

@@ -346,18 +346,19 @@ def _index_tensor(name: str, value: Any, n: int) -> Tensor:
         raise TypeError(f"{name} must be a 1-D integer tensor, got dtype {value.dtype}")
     if not 1 <= value.numel() <= n:
         raise ValueError(f"{name} must hold between 1 and {n} indices, got {value.numel()}")
-    value = value.to(torch.int64)
-    low, high = int(value.min()), int(value.max())
+    indices: Tensor = value.to(torch.int64)
+    low, high = int(indices.min()), int(indices.max())
     if low < 0 or high >= n:
         raise ValueError(f"{name} must be in [0, {n}), got {low if low < 0 else high}")
-    mask = torch.zeros(n, dtype=torch.bool, device=value.device)
-    mask[value] = True
+    mask = torch.zeros(n, dtype=torch.bool, device=indices.device)
+    mask[indices] = True
     distinct = int(mask.count_nonzero())
-    if distinct != value.numel():
+    if distinct != indices.numel():
         raise ValueError(
-            f"{name} must be distinct, got {value.numel() - distinct} repeats among {value.numel()}"
+            f"{name} must be distinct, got {indices.numel() - distinct} repeats among "
+            f"{indices.numel()}"
         )
-    return value
+    return indices
 
 
 def _weight_tensor(name: str, value: Any, size: int) -> Tensor:

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+pl: Any
 try:
     import pytorch_lightning as pl
 except ImportError:  # pragma: no cover - depends on the environment

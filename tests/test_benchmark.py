@@ -229,14 +229,14 @@ def test_device_loader_yields_sampler_order_and_true_crops() -> None:
 
     data = load_data(quick()["data"])
     order = [5, 3, 9, 0, 7]
-    plain = DeviceLoader(data, order, 2, torch.device("cpu"), augment=False, seed=0)
+    plain = DeviceLoader(data, order, 2, torch.device("cpu"), augment=False, seed=0)  # type: ignore[arg-type]
     images = normalize(data.train_x, data.mean, data.std)
     batches = list(plain)
     assert [len(y) for _, y in batches] == [2, 2, 1] and len(plain) == 3
     assert torch.equal(torch.cat([x for x, _ in batches]), images[order])
     assert torch.equal(torch.cat([y for _, y in batches]), data.train_y[order])
 
-    augmented = DeviceLoader(data, order, 5, torch.device("cpu"), augment=True, seed=0)
+    augmented = DeviceLoader(data, order, 5, torch.device("cpu"), augment=True, seed=0)  # type: ignore[arg-type]
     ((crops, _),) = list(augmented)
     padded = torch.nn.functional.pad(images[order], (4, 4, 4, 4), value=float("nan"))
     padded = torch.where(padded.isnan(), augmented.images[:1, :, :1, :1], padded)  # pad colour
@@ -289,7 +289,7 @@ def test_streaming_path_matches_cached_tensors(tmp_path: Path) -> None:
     assert data.train_files is not None and data.num_train == 6
     order = [4, 0, 2]
     loaders = [
-        make_dataloader(data, dict(cfg["data"], streaming=flag), order, 3, False, 0, False)
+        make_dataloader(data, dict(cfg["data"], streaming=flag), order, 3, False, 0, False)  # type: ignore[arg-type]
         for flag in (True, False)
     ]
     streamed, cached = (next(iter(loader)) for loader in loaders)

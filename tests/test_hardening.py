@@ -150,6 +150,7 @@ def test_plain_loop_resume_counts_nothing_twice(save_after: str) -> None:
         checkpoint = copy.deepcopy(first.state_dict())
 
     second = DynamicPruningSampler(N, 0.5, "ucb", warmup_epochs=1)
+    assert checkpoint is not None
     second.load_state_dict(checkpoint)
     steps += train(second, range(second.epoch, epochs), batch)
     assert steps == expected

@@ -172,7 +172,7 @@ def test_uniform_is_already_shuffled():
             ValueError,
             r"policy must be one of \['uniform', 'epsilon_greedy', 'ucb', 'soft'\], got 'greedy'",
         ),
-        (lambda: make_policy(3), TypeError, r"policy must be a name .* got int"),
+        (lambda: make_policy(3), TypeError, r"policy must be a name .* got int"),  # type: ignore[arg-type]
     ],
 )
 def test_bad_arguments(factory, error, match):
