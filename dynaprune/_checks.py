@@ -16,15 +16,18 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dynaprune.policies import PruningPolicy, make_policy
+from dynaprune.policies import PruningPolicy, Selection, make_policy
 
 __all__ = [
     "check_bool",
     "check_count",
     "check_fraction",
+    "check_index_tensor",
     "check_indices",
     "check_losses",
     "check_process_group",
+    "check_selection",
+    "check_weight_tensor",
     "resolve_device",
     "resolve_length",
     "resolve_policy",
@@ -142,22 +145,88 @@ def check_indices(indices: Any, size: int, num_samples: int, device: torch.devic
     On the CPU the range is checked at once; on an accelerator it is asserted asynchronously,
     since checking there would need a host sync.
     """
-    indices = torch.as_tensor(indices)
-    assert isinstance(indices, torch.Tensor)  # for the type checker: as_tensor returns one
-    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-        raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
-    if indices.shape != (size,):
-        raise ValueError(
-            f"indices must have shape ({size},) like losses, got {tuple(indices.shape)}"
-        )
-    if indices.device.type == "cpu":
-        bad = (indices < 0) | (indices >= num_samples)
+    idx = torch.as_tensor(indices)
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise TypeError(f"indices must be an integer tensor, got dtype {idx.dtype}")
+    if idx.shape != (size,):
+        raise ValueError(f"indices must have shape ({size},) like losses, got {tuple(idx.shape)}")
+    if idx.device.type == "cpu":
+        bad = (idx < 0) | (idx >= num_samples)
         if bad.any():
-            raise IndexError(f"indices must be in [0, {num_samples}), got {indices[bad][0].item()}")
+            raise IndexError(f"indices must be in [0, {num_samples}), got {idx[bad][0].item()}")
     else:
-        ok = ((indices >= 0) & (indices < num_samples)).all()
+        ok = ((idx >= 0) & (idx < num_samples)).all()
         torch._assert_async(ok, f"indices must be in [0, {num_samples})")
     # Asynchronous only from the host: a device-to-host copy must finish before use.
-    host = indices.device.type == "cpu"
-    result: torch.Tensor = indices.to(device, torch.int64, non_blocking=host)
-    return result
+    host = idx.device.type == "cpu"
+    return idx.to(device, torch.int64, non_blocking=host)
+
+
+def check_selection(
+    selection: Any, policy: PruningPolicy, num_keep: int, n: int, device: torch.device, full: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A policy's ``(indices, weights)``, checked (``full``: also values, which costs a pass)."""
+    if not isinstance(selection, Selection):
+        got = type(selection).__name__
+        raise TypeError(f"{policy!r}.select must return a Selection, got {got}")
+    order, weights = selection.indices, selection.weights
+    where = f"{policy!r}.select"
+    if not isinstance(order, torch.Tensor) or order.ndim != 1 or order.is_floating_point():
+        raise TypeError(f"{where} must return 1-D integer indices, got {_describe(order)}")
+    if order.numel() != num_keep:
+        raise ValueError(f"{where} returned {order.numel()} indices, expected {num_keep}")
+    if order.device != device:
+        raise ValueError(f"{where} returned indices on {order.device}, expected {device}")
+    if weights is not None:
+        if not isinstance(weights, torch.Tensor) or not weights.is_floating_point():
+            raise TypeError(f"{where} must return floating weights, got {_describe(weights)}")
+        if weights.shape != order.shape or weights.device != device:
+            raise ValueError(
+                f"{where} returned weights of shape {tuple(weights.shape)} on {weights.device}, "
+                f"expected ({num_keep},) on {device}"
+            )
+    if full:
+        order = check_index_tensor(f"{where} indices", order, n)
+        if weights is not None:
+            weights = check_weight_tensor(f"{where} weights", weights, num_keep)
+    return order.to(torch.int64), weights
+
+
+def check_index_tensor(name: str, value: Any, n: int) -> torch.Tensor:
+    """``value`` as distinct int64 sample indices in ``[0, n)``; one pass and a host sync."""
+    if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.is_floating_point():
+        raise TypeError(f"{name} must be a 1-D integer tensor, got {_describe(value)}")
+    if value.dtype == torch.bool or value.is_complex():
+        raise TypeError(f"{name} must be a 1-D integer tensor, got dtype {value.dtype}")
+    if not 1 <= value.numel() <= n:
+        raise ValueError(f"{name} must hold between 1 and {n} indices, got {value.numel()}")
+    indices: torch.Tensor = value.to(torch.int64)
+    low, high = int(indices.min()), int(indices.max())
+    if low < 0 or high >= n:
+        raise ValueError(f"{name} must be in [0, {n}), got {low if low < 0 else high}")
+    mask = torch.zeros(n, dtype=torch.bool, device=indices.device)
+    mask[indices] = True
+    distinct = int(mask.count_nonzero())
+    if distinct != indices.numel():
+        raise ValueError(
+            f"{name} must be distinct, got {indices.numel() - distinct} repeats among "
+            f"{indices.numel()}"
+        )
+    return indices
+
+
+def check_weight_tensor(name: str, value: Any, size: int) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {_describe(value)}")
+    if value.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {tuple(value.shape)}")
+    if not bool((torch.isfinite(value) & (value >= 0)).all()):
+        raise ValueError(f"{name} must be finite and >= 0")
+    return value.to(torch.float32)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

@@ -22,7 +22,13 @@ from torch import Tensor
 
 from dynaprune.statistics import LossStatistics
 
-__all__ = ["all_reduce_statistics", "resolve_replicas", "shard_order"]
+__all__ = [
+    "all_reduce_statistics",
+    "merge_epoch",
+    "resolve_replicas",
+    "shard_length",
+    "shard_order",
+]
 
 
 def resolve_replicas(
@@ -116,3 +122,24 @@ def all_reduce_statistics(
     stats.seen = torch.where(merged, parts[3], stats.seen)
     total = stats.nonfinite_merged + buf[4 * n].to(torch.int64)
     stats.nonfinite, stats.nonfinite_merged = total, total.clone()
+
+
+def merge_epoch(
+    stats: LossStatistics,
+    owned: Tensor,
+    epoch: int,
+    num_replicas: int,
+    group: dist.ProcessGroup | None = None,
+) -> None:
+    """:func:`all_reduce_statistics` after checking that ``group`` has ``num_replicas`` ranks.
+
+    Raises:
+        ValueError: if the group's size differs: the sums would mix the wrong ranks.
+    """
+    world = dist.get_world_size(group)
+    if world != num_replicas:
+        raise ValueError(
+            f"num_replicas={num_replicas} but the process group has {world} ranks: "
+            "pass process_group= the data-parallel group whose ranks share each epoch"
+        )
+    all_reduce_statistics(stats, owned, epoch, group)

@@ -19,9 +19,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from dynaprune._checks import check_bool, check_count
+from dynaprune._checks import (
+    check_bool,
+    check_count,
+    check_index_tensor,
+    check_selection,
+    check_weight_tensor,
+)
 from dynaprune.distributed import shard_length, shard_order
-from dynaprune.policies import PruningPolicy, Selection
+from dynaprune.policies import PruningPolicy
 from dynaprune.statistics import LossStatistics
 
 __all__ = ["EpochPlan", "Match", "Sharding"]
@@ -124,7 +130,7 @@ class EpochPlan:
             return cls(epoch, order, None, num_samples=n, sharding=sharding)
         selection = policy.select(stats, num_keep, generator)
         trusted = type(policy).__module__ == PruningPolicy.__module__
-        order, weights = _checked(selection, policy, num_keep, n, device, full=not trusted)
+        order, weights = check_selection(selection, policy, num_keep, n, device, full=not trusted)
         if not selection.shuffled:
             perm = torch.randperm(order.numel(), generator=generator, device=device)
             order = order.index_select(0, perm)
@@ -266,10 +272,10 @@ class EpochPlan:
             if key not in state:
                 raise ValueError(f"{where} lacks {key!r}")
         epoch = check_count(f"{where}['epoch']", state["epoch"])
-        order = _index_tensor(f"{where}['order']", state["order"], num_samples)
+        order = check_index_tensor(f"{where}['order']", state["order"], num_samples)
         weights = state.get("weights")
         if weights is not None:
-            weights = _weight_tensor(f"{where}['weights']", weights, order.numel())
+            weights = check_weight_tensor(f"{where}['weights']", weights, order.numel())
         cursor = check_count(f"{where}['cursor']", state.get("cursor", 0))
         replicas = check_count(
             f"{where}['num_replicas']", state.get("num_replicas", sharding.num_replicas), 1
@@ -308,69 +314,6 @@ def _ints(order: Tensor) -> Iterator[int]:
         yield from chunk.tolist()
 
 
-def _checked(
-    selection: Any, policy: PruningPolicy, num_keep: int, n: int, device: torch.device, full: bool
-) -> tuple[Tensor, Tensor | None]:
-    """A policy's ``(indices, weights)``, checked (``full``: also values, which costs a pass)."""
-    if not isinstance(selection, Selection):
-        got = type(selection).__name__
-        raise TypeError(f"{policy!r}.select must return a Selection, got {got}")
-    order, weights = selection.indices, selection.weights
-    where = f"{policy!r}.select"
-    if not isinstance(order, Tensor) or order.ndim != 1 or order.is_floating_point():
-        raise TypeError(f"{where} must return 1-D integer indices, got {_describe(order)}")
-    if order.numel() != num_keep:
-        raise ValueError(f"{where} returned {order.numel()} indices, expected {num_keep}")
-    if order.device != device:
-        raise ValueError(f"{where} returned indices on {order.device}, expected {device}")
-    if weights is not None:
-        if not isinstance(weights, Tensor) or not weights.is_floating_point():
-            raise TypeError(f"{where} must return floating weights, got {_describe(weights)}")
-        if weights.shape != order.shape or weights.device != device:
-            raise ValueError(
-                f"{where} returned weights of shape {tuple(weights.shape)} on {weights.device}, "
-                f"expected ({num_keep},) on {device}"
-            )
-    if full:
-        order = _index_tensor(f"{where} indices", order, n)
-        if weights is not None:
-            weights = _weight_tensor(f"{where} weights", weights, num_keep)
-    return order.to(torch.int64), weights
-
-
-def _index_tensor(name: str, value: Any, n: int) -> Tensor:
-    """``value`` as distinct int64 sample indices in ``[0, n)``; one pass and a host sync."""
-    if not isinstance(value, Tensor) or value.ndim != 1 or value.is_floating_point():
-        raise TypeError(f"{name} must be a 1-D integer tensor, got {_describe(value)}")
-    if value.dtype == torch.bool or value.is_complex():
-        raise TypeError(f"{name} must be a 1-D integer tensor, got dtype {value.dtype}")
-    if not 1 <= value.numel() <= n:
-        raise ValueError(f"{name} must hold between 1 and {n} indices, got {value.numel()}")
-    indices: Tensor = value.to(torch.int64)
-    low, high = int(indices.min()), int(indices.max())
-    if low < 0 or high >= n:
-        raise ValueError(f"{name} must be in [0, {n}), got {low if low < 0 else high}")
-    mask = torch.zeros(n, dtype=torch.bool, device=indices.device)
-    mask[indices] = True
-    distinct = int(mask.count_nonzero())
-    if distinct != indices.numel():
-        raise ValueError(
-            f"{name} must be distinct, got {indices.numel() - distinct} repeats among "
-            f"{indices.numel()}"
-        )
-    return indices
-
-
-def _weight_tensor(name: str, value: Any, size: int) -> Tensor:
-    if not isinstance(value, Tensor) or not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {_describe(value)}")
-    if value.shape != (size,):
-        raise ValueError(f"{name} must have shape ({size},), got {tuple(value.shape)}")
-    if not bool((torch.isfinite(value) & (value >= 0)).all()):
-        raise ValueError(f"{name} must be finite and >= 0")
-    return value.to(torch.float32)
-
-
 def _check_fits(
     epoch: int,
     size: int,
@@ -395,10 +338,3 @@ def _check_fits(
             f"state_dict stopped mid-epoch with drop_last={drop_last}, but this sampler has "
             f"drop_last={sharding.drop_last}; resume mid-epoch with the same drop_last"
         )
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

@@ -31,7 +31,7 @@ from dynaprune._checks import (
     resolve_policy,
 )
 from dynaprune._state import STATE_VERSION, load_sampler_state
-from dynaprune.distributed import all_reduce_statistics, resolve_replicas
+from dynaprune.distributed import merge_epoch, resolve_replicas
 from dynaprune.plan import EpochPlan, Sharding
 from dynaprune.policies import PruningPolicy
 from dynaprune.schedule import EpochSchedule
@@ -289,23 +289,16 @@ class DynamicPruningSampler(Sampler[int]):
         if plan is None or plan.owned is None or not plan.unmerged:
             return
         plan.mark_merged()
-        if not (dist.is_available() and dist.is_initialized()):
-            if not self._warned_no_group:
-                self._warned_no_group = True
-                warnings.warn(
-                    f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
-                    "each rank keeps its own statistics, and ranks may choose different subsets",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            return
-        world = dist.get_world_size(self.process_group)
-        if world != self.num_replicas:
-            raise ValueError(
-                f"num_replicas={self.num_replicas} but the process group has {world} ranks: "
-                "pass process_group= the data-parallel group whose ranks share each epoch"
+        if dist.is_available() and dist.is_initialized():
+            merge_epoch(self.stats, plan.owned, plan.epoch, self.num_replicas, self.process_group)
+        elif not self._warned_no_group:
+            self._warned_no_group = True
+            warnings.warn(
+                f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
+                "each rank keeps its own statistics, and ranks may choose different subsets",
+                RuntimeWarning,
+                stacklevel=3,
             )
-        all_reduce_statistics(self.stats, plan.owned, plan.epoch, self.process_group)
 
     # ----------------------------------------------------------------- feedback
     def to(self, device: torch.device | str) -> DynamicPruningSampler:
