@@ -44,7 +44,7 @@ class BenchModule(pl.LightningModule):
             loss = losses.mean()
         return {"loss": loss, "sample_losses": losses.detach()}
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         return {
             "optimizer": self.run.optimizer,
             "lr_scheduler": {"scheduler": self.run.scheduler, "interval": "step", "frequency": 1},
@@ -78,6 +78,7 @@ def train_lightning(run: Run, clock: RunClock) -> None:
 
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no per-run "GPU available" banners
+    devices: list[int] | int
     if run.device.type == "cuda":
         accelerator, devices = "gpu", [run.device.index or 0]
     else:

@@ -22,30 +22,47 @@ from torch import Tensor
 
 from dynaprune.statistics import LossStatistics
 
-__all__ = ["all_reduce_statistics", "resolve_replicas", "shard_order"]
+__all__ = [
+    "all_reduce_statistics",
+    "merge_epoch",
+    "resolve_replicas",
+    "shard_length",
+    "shard_order",
+]
 
 
 def resolve_replicas(
-    num_replicas: int | None, rank: int | None, group: dist.ProcessGroup | None = None
+    num_replicas: int | None,
+    rank: int | None,
+    group: dist.ProcessGroup | None = None,
+    *,
+    require_rank: bool = True,
 ) -> tuple[int, int]:
     """Return ``(num_replicas, rank)``, filling gaps from an initialised process group.
 
     ``group`` is the data-parallel group (default: the world). Without a process group the
-    defaults are one replica, rank 0.
+    defaults are one replica, rank 0; several replicas then need an explicit ``rank`` (unless
+    ``require_rank=False``, for checks made before the process group exists).
 
     Raises:
-        ValueError: if ``num_replicas < 1`` or ``rank`` is outside ``[0, num_replicas)``.
+        ValueError: if ``num_replicas < 1``, ``rank`` is outside ``[0, num_replicas)``, or
+            ``num_replicas > 1`` comes without a rank outside a process group.
     """
+    for name, value in (("num_replicas", num_replicas), ("rank", rank)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
     initialised = dist.is_available() and dist.is_initialized()
     if num_replicas is None:
         num_replicas = dist.get_world_size(group) if initialised else 1
-    if rank is None:
-        rank = dist.get_rank(group) if initialised else 0
-    for name, value in (("num_replicas", num_replicas), ("rank", rank)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
     if num_replicas < 1:
         raise ValueError(f"num_replicas must be >= 1, got {num_replicas!r}")
+    if rank is None:
+        if not initialised and num_replicas > 1 and require_rank:
+            raise ValueError(
+                f"rank must be given with num_replicas={num_replicas} when torch.distributed "
+                "is not initialised, got rank=None"
+            )
+        rank = dist.get_rank(group) if initialised else 0
     if not 0 <= rank < num_replicas:
         raise ValueError(f"rank must be in [0, {num_replicas - 1}], got {rank!r}")
     return num_replicas, rank
@@ -105,3 +122,24 @@ def all_reduce_statistics(
     stats.seen = torch.where(merged, parts[3], stats.seen)
     total = stats.nonfinite_merged + buf[4 * n].to(torch.int64)
     stats.nonfinite, stats.nonfinite_merged = total, total.clone()
+
+
+def merge_epoch(
+    stats: LossStatistics,
+    owned: Tensor,
+    epoch: int,
+    num_replicas: int,
+    group: dist.ProcessGroup | None = None,
+) -> None:
+    """:func:`all_reduce_statistics` after checking that ``group`` has ``num_replicas`` ranks.
+
+    Raises:
+        ValueError: if the group's size differs: the sums would mix the wrong ranks.
+    """
+    world = dist.get_world_size(group)
+    if world != num_replicas:
+        raise ValueError(
+            f"num_replicas={num_replicas} but the process group has {world} ranks: "
+            "pass process_group= the data-parallel group whose ranks share each epoch"
+        )
+    all_reduce_statistics(stats, owned, epoch, group)

@@ -25,6 +25,8 @@ from torch import Tensor
 from dynaprune.sampler import DynamicPruningSampler
 
 _BASES: list[type] = []
+_pl: Any
+_lpt: Any
 try:
     import pytorch_lightning as _pl
 
@@ -136,7 +138,14 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(name=self.name)
+        return str(self._generate_state_key(name=self.name))
+
+    def _sampler(self) -> DynamicPruningSampler:
+        if self.sampler is None:
+            raise RuntimeError(
+                "DynamicPruningCallback has no sampler yet: it finds it when training starts"
+            )
+        return self.sampler
 
     # ----------------------------------------------------------------- finding the sampler
     def _attach(self, trainer: Any, pl_module: Any) -> DynamicPruningSampler:
@@ -200,7 +209,7 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
         found, _ = _find_samplers(trainer.train_dataloader)
         if found and found[0] is not self.sampler:  # reload_dataloaders_every_n_epochs
             self._attach(trainer, pl_module)
-        self._fit_epoch_length(trainer, self.sampler)
+        self._fit_epoch_length(trainer, self._sampler())
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -218,10 +227,10 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
                 f'training_step returned "{LOSSES_KEY}" of shape {tuple(losses.shape)} for a batch '
                 f"of {size} samples; return one loss per sample (reduction='none')"
             )
-        self.sampler.update(losses.detach())
+        self._sampler().update(losses.detach())
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        sampler = self.sampler
+        sampler = self._sampler()
         sampler.synchronize()
         if not self.log:
             return

@@ -1,85 +1,165 @@
-"""One epoch's plan: the order of the kept samples, this rank's shard of it, and a cursor.
+"""One epoch's life: chosen, handed to the loader, matched against losses, saved and restored.
 
-The sampler makes a plan when an epoch starts. Per-sample losses passed without indices are
-matched to the shard by position, batch after batch, through :meth:`EpochPlan.take`, which only
-slices device tensors and advances a host-side integer: no sync.
+The sampler creates an :class:`EpochPlan` when an epoch starts, from a policy's selection (or
+a full permutation in warm-up and annealing epochs). The plan validates that selection, orders
+it, takes this rank's shard, hands the shard to the DataLoader, and matches each batch's losses
+to it by position through :meth:`EpochPlan.match`, which only slices device tensors and
+advances a host-side cursor: no sync. It knows whether an iteration over it is still open, so
+a second iteration in the middle of the epoch continues it instead of planning it again. It
+writes itself to a checkpoint and, with its own validation, reads itself back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from dynaprune.distributed import shard_order
+from dynaprune._checks import (
+    check_bool,
+    check_count,
+    check_index_tensor,
+    check_selection,
+    check_weight_tensor,
+)
+from dynaprune.distributed import shard_length, shard_order
+from dynaprune.policies import PruningPolicy
+from dynaprune.statistics import LossStatistics
 
-__all__ = ["EpochPlan"]
+__all__ = ["EpochPlan", "Match", "Sharding"]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Sharding:
+    """How an epoch is split across ranks, as :class:`~torch.utils.data.DistributedSampler`."""
+
+    num_replicas: int = 1
+    rank: int = 0
+    drop_last: bool = False
+
+
+class Match(NamedTuple):
+    """A batch's samples, as :meth:`EpochPlan.match` found them."""
+
+    indices: Tensor  #: int64 sample indices on the plan's device
+    weights: Tensor | None  #: loss weights, or ``None`` for weight 1
+    valid: Tensor | None  #: bool mask of the entries this rank records, or ``None`` for all
+    unique: bool  #: whether ``indices`` is known to hold no repeats
+
+
 class EpochPlan:
     """The samples of one epoch, over all ranks and for this rank.
 
-    Attributes:
+    Args:
         epoch: the epoch planned.
         order: the epoch's order over all ranks (int64, on the statistics' device).
         weights: loss weight of each entry of ``order``, or ``None`` for weight 1.
+        num_samples: samples in the data set.
+        sharding: this rank's part of the epoch.
+        policy: class name of the policy that chose the samples, ``None`` for a full epoch.
+        cursor: shard entries already matched to losses.
+
+    Attributes:
         shard: this rank's entries of ``order``, padding included.
         shard_weights: ``weights`` of the shard, or ``None``.
         num_valid: leading shard entries that are not padding.
         owned: with several ranks, bool mask of the samples this rank records; else ``None``.
-        cursor: shard entries already matched to losses.
-        updates: ``update()`` calls in this plan; equal on every rank in data-parallel training.
+        updates: batches matched; equal on every rank in data-parallel training.
         merged_updates: value of ``updates`` at the last merge across ranks.
     """
 
-    epoch: int
-    order: Tensor
-    weights: Tensor | None
-    shard: Tensor
-    shard_weights: Tensor | None
-    num_valid: int
-    owned: Tensor | None
-    cursor: int = 0
-    updates: int = 0
-    merged_updates: int = 0
-    _weight_table: Tensor | None = field(default=None, repr=False)
-
-    @classmethod
-    def build(
-        cls,
+    def __init__(
+        self,
         epoch: int,
         order: Tensor,
         weights: Tensor | None,
         *,
         num_samples: int,
-        num_replicas: int,
-        rank: int,
-        drop_last: bool,
+        sharding: Sharding,
+        policy: str | None = None,
         cursor: int = 0,
-    ) -> EpochPlan:
-        shard, num_valid = shard_order(order, num_replicas, rank, drop_last)
-        shard_weights = None
+    ) -> None:
+        self.epoch, self.order, self.weights = epoch, order, weights
+        self.num_samples, self.sharding, self.policy = num_samples, sharding, policy
+        replicas, rank, drop_last = sharding.num_replicas, sharding.rank, sharding.drop_last
+        self.shard, self.num_valid = shard_order(order, replicas, rank, drop_last)
+        self.shard_weights: Tensor | None = None
         if weights is not None:
-            shard_weights, _ = shard_order(weights, num_replicas, rank, drop_last)
-        owned = None
-        if num_replicas > 1:
-            owned = torch.zeros(num_samples, dtype=torch.bool, device=order.device)
-            owned[shard[:num_valid]] = True
-        return cls(epoch, order, weights, shard, shard_weights, num_valid, owned, cursor)
+            self.shard_weights, _ = shard_order(weights, replicas, rank, drop_last)
+        self.owned: Tensor | None = None
+        if replicas > 1:
+            self.owned = torch.zeros(num_samples, dtype=torch.bool, device=order.device)
+            self.owned[self.shard[: self.num_valid]] = True
+        self.cursor = cursor
+        self.updates = 0
+        self.merged_updates = 0
+        self._weight_table: Tensor | None = None
+        self._iterators: weakref.WeakSet[Iterator[int]] = weakref.WeakSet()
 
+    # ----------------------------------------------------------------- creation
+    @classmethod
+    def create(
+        cls,
+        epoch: int,
+        *,
+        stats: LossStatistics,
+        policy: PruningPolicy,
+        num_keep: int | None,
+        generator: torch.Generator,
+        sharding: Sharding,
+    ) -> EpochPlan:
+        """Plan ``epoch``: ``num_keep`` samples chosen by ``policy``, or all of them in random
+        order when ``num_keep`` is ``None``.
+
+        The built-in policies (those of :mod:`dynaprune.policies`) are trusted to return
+        distinct in-range indices; any other policy's selection is checked.
+
+        Raises:
+            TypeError: if a policy's ``select`` returns no :class:`~dynaprune.Selection` of
+                integer indices (and floating weights).
+            ValueError: if it returns the wrong number of indices, repeated or out-of-range
+                indices, or negative or non-finite weights.
+        """
+        n, device = stats.num_samples, stats.device
+        if num_keep is None:
+            order = torch.randperm(n, generator=generator, device=device)
+            return cls(epoch, order, None, num_samples=n, sharding=sharding)
+        selection = policy.select(stats, num_keep, generator)
+        trusted = type(policy).__module__ == PruningPolicy.__module__
+        order, weights = check_selection(selection, policy, num_keep, n, device, full=not trusted)
+        if not selection.shuffled:
+            perm = torch.randperm(order.numel(), generator=generator, device=device)
+            order = order.index_select(0, perm)
+            weights = None if weights is None else weights.index_select(0, perm)
+        name = type(policy).__name__
+        return cls(epoch, order, weights, num_samples=n, sharding=sharding, policy=name)
+
+    # ----------------------------------------------------------------- hand-off
     @property
     def remaining(self) -> int:
+        """Shard entries not yet matched to losses."""
         return self.shard.numel() - self.cursor
 
-    def to(self, device: torch.device) -> None:
-        for name in ("order", "weights", "shard", "shard_weights", "owned", "_weight_table"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, value.to(device))
+    @property
+    def iterating(self) -> bool:
+        """Whether an iteration over this plan is open (created, not exhausted nor closed)."""
+        return any(getattr(it, "gi_frame", None) is not None for it in self._iterators)
 
+    def hand_off(self) -> Iterator[int]:
+        """The shard from the cursor on, as Python ints for the DataLoader.
+
+        The one device-to-host copy per epoch, converted in chunks so that a huge epoch never
+        becomes one Python list.
+        """
+        iterator = _ints(self.shard[self.cursor :])
+        self._iterators.add(iterator)
+        return iterator
+
+    # ----------------------------------------------------------------- matching losses
     def positions(self, size: int) -> slice:
         """The shard positions of the next ``size`` losses."""
         if size > self.remaining:
@@ -90,31 +170,171 @@ class EpochPlan:
             )
         return slice(self.cursor, self.cursor + size)
 
-    def take(self, size: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Indices, weights and validity mask of the next ``size`` samples; advance past them."""
-        pos = self.positions(size)
-        idx = self.shard[pos]
-        weights = None if self.shard_weights is None else self.shard_weights[pos]
-        valid = None
-        if pos.stop > self.num_valid:  # padding repeats samples recorded elsewhere
-            valid = torch.arange(pos.start, pos.stop, device=idx.device) < self.num_valid
-        self.cursor = pos.stop
-        return idx, weights, valid
+    def match(self, size: int, indices: Tensor | None = None) -> Match:
+        """The next batch's samples, and advance past them.
 
-    def weights_of(self, indices: Tensor, num_samples: int) -> Tensor | None:
+        Without ``indices`` the batch is the next ``size`` shard entries; with them (validated
+        int64 indices on the plan's device), the cursor advances by as many, so that a
+        mid-epoch checkpoint resumes after as many samples as were recorded.
+        """
+        if indices is None:
+            pos = self.positions(size)
+            idx = self.shard[pos]
+            weights = None if self.shard_weights is None else self.shard_weights[pos]
+            valid = None
+            if pos.stop > self.num_valid:  # padding repeats samples recorded elsewhere
+                valid = torch.arange(pos.start, pos.stop, device=idx.device) < self.num_valid
+            self.cursor = pos.stop
+            # The plan's order repeats no sample, except in padding, which ``valid`` masks.
+            match = Match(idx, weights, valid, unique=valid is None)
+        else:
+            valid = None if self.owned is None else self.owned[indices]
+            match = Match(indices, self.weights_of(indices), valid, unique=False)
+            self.cursor = min(self.cursor + size, self.shard.numel())
+        self.updates += 1
+        return match
+
+    def next_weights(self, size: int) -> Tensor | None:
+        """Weights of the next ``size`` shard entries, without advancing."""
+        pos = self.positions(size)
+        return None if self.shard_weights is None else self.shard_weights[pos]
+
+    def weights_of(self, indices: Tensor) -> Tensor | None:
         """Weights of arbitrary samples (1 for those not in the plan), or ``None``."""
         if self.shard_weights is None:
             return None
         if self._weight_table is None:  # built once, on the first indexed lookup
-            table = torch.ones(num_samples, device=self.shard.device)
+            table = torch.ones(self.num_samples, device=self.shard.device)
             table[self.shard] = self.shard_weights
             self._weight_table = table
         return self._weight_table[indices]
 
+    # ----------------------------------------------------------------- merging and devices
+    @property
+    def unmerged(self) -> bool:
+        """Whether this rank recorded losses since the last merge across ranks."""
+        return self.owned is not None and self.updates != self.merged_updates
+
+    def mark_merged(self) -> None:
+        self.merged_updates = self.updates
+
+    def to(self, device: torch.device) -> None:
+        for name in ("order", "weights", "shard", "shard_weights", "owned", "_weight_table"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+
+    def __getstate__(self) -> dict[str, Any]:  # open iterators stay with this process
+        return {k: v for k, v in self.__dict__.items() if k != "_iterators"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._iterators = weakref.WeakSet()
+
+    # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "order": self.order.cpu(),
             "weights": None if self.weights is None else self.weights.cpu(),
             "cursor": self.cursor,
+            "num_replicas": self.sharding.num_replicas,
+            "drop_last": self.sharding.drop_last,
+            "policy": self.policy,
         }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Any,
+        *,
+        num_samples: int,
+        sharding: Sharding,
+        device: torch.device,
+        epoch_size: Callable[[int], int] | None = None,
+        policy: str | None = None,
+    ) -> EpochPlan:
+        """Restore :meth:`state_dict` output, validated.
+
+        A plan that stopped mid-epoch continues after its last matched batch, and must fit
+        this configuration: as many samples (``epoch_size(epoch)``), ranks, the same ``drop_last``
+        and, for a pruned epoch, the same policy class (``policy``). A finished plan only
+        needs to be well-formed.
+
+        Raises:
+            TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
+            ValueError: for impossible values, or a mid-epoch plan that does not fit.
+        """
+        where = "state_dict['plan']"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{where} must be a mapping or None, got {type(state).__name__}")
+        for key in ("epoch", "order"):
+            if key not in state:
+                raise ValueError(f"{where} lacks {key!r}")
+        epoch = check_count(f"{where}['epoch']", state["epoch"])
+        order = check_index_tensor(f"{where}['order']", state["order"], num_samples)
+        weights = state.get("weights")
+        if weights is not None:
+            weights = check_weight_tensor(f"{where}['weights']", weights, order.numel())
+        cursor = check_count(f"{where}['cursor']", state.get("cursor", 0))
+        replicas = check_count(
+            f"{where}['num_replicas']", state.get("num_replicas", sharding.num_replicas), 1
+        )
+        drop_last = check_bool(f"{where}['drop_last']", state.get("drop_last", sharding.drop_last))
+        saved_length = shard_length(order.numel(), replicas, drop_last)
+        if cursor > saved_length:
+            raise ValueError(
+                f"{where}['cursor'] must be in [0, {saved_length}] for an epoch of "
+                f"{order.numel()} samples on {replicas} ranks, got {cursor}"
+            )
+        saved_policy = state.get("policy")
+        if cursor < saved_length:  # stopped mid-epoch: it must continue as it was planned
+            expected = None if epoch_size is None else epoch_size(epoch)
+            _check_fits(epoch, order.numel(), expected, replicas, drop_last, sharding)
+            if saved_policy is not None and saved_policy != policy:
+                raise ValueError(
+                    f"{where} stopped mid-way through epoch {epoch}, planned by {saved_policy}, "
+                    f"but this sampler's policy is {policy}: resume mid-epoch with the same "
+                    "policy (or at an epoch boundary)"
+                )
+        plan = cls(
+            epoch,
+            order.to(device),
+            None if weights is None else weights.to(device),
+            num_samples=num_samples,
+            sharding=sharding,
+            policy=saved_policy if isinstance(saved_policy, str) else None,
+        )
+        plan.cursor = cursor if cursor < saved_length else plan.shard.numel()
+        return plan
+
+
+def _ints(order: Tensor) -> Iterator[int]:
+    for chunk in order.cpu().split(1 << 16):
+        yield from chunk.tolist()
+
+
+def _check_fits(
+    epoch: int,
+    size: int,
+    expected: int | None,
+    replicas: int,
+    drop_last: bool,
+    sharding: Sharding,
+) -> None:
+    if expected is not None and size != expected:
+        raise ValueError(
+            f"state_dict stopped mid-way through epoch {epoch} of {size} samples, but this "
+            f"sampler's epoch {epoch} has {expected}: resume with the same keep_ratio, "
+            "warmup_epochs and anneal_epochs"
+        )
+    if replicas != sharding.num_replicas:
+        raise ValueError(
+            f"state_dict stopped mid-epoch with num_replicas={replicas}, but this sampler has "
+            f"{sharding.num_replicas}; resume mid-epoch on as many ranks"
+        )
+    if drop_last != sharding.drop_last:
+        raise ValueError(
+            f"state_dict stopped mid-epoch with drop_last={drop_last}, but this sampler has "
+            f"drop_last={sharding.drop_last}; resume mid-epoch with the same drop_last"
+        )

@@ -70,8 +70,6 @@ class Selection(NamedTuple):
 class PruningPolicy(ABC):
     """Chooses ``num_keep`` of the data set's samples from their statistics."""
 
-    name: str = ""
-
     @abstractmethod
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         """Return exactly ``num_keep`` distinct sample indices (``0 < num_keep <= N``).
@@ -95,8 +93,6 @@ class UniformPolicy(PruningPolicy):
         >>> UniformPolicy().select(stats, 4, torch.Generator().manual_seed(0)).indices.numel()
         4
     """
-
-    name = "uniform"
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         perm = torch.randperm(stats.num_samples, generator=generator, device=stats.device)
@@ -143,7 +139,7 @@ class _ScoreGreedyPolicy(PruningPolicy):
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         num_greedy = num_keep - round(self.explore * num_keep)
-        unseen = stats.count == 0
+        unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())
         score = self.score(stats)
         # A NaN score (an overflowed variance) means nothing is known: rank it first.
@@ -168,8 +164,6 @@ class EpsilonGreedyPolicy(_ScoreGreedyPolicy):
         >>> policy.epsilon
         0.25
     """
-
-    name = "epsilon_greedy"
 
     def __init__(self, epsilon: float = 0.3) -> None:
         self.epsilon = _check_fraction("epsilon", epsilon)
@@ -199,8 +193,6 @@ class UCBPolicy(_ScoreGreedyPolicy):
         >>> UCBPolicy(c=2.0).c
         2.0
     """
-
-    name = "ucb"
 
     def __init__(self, c: float = 1.0, *, count_bonus: float = 0.0, explore: float = 0.3) -> None:
         self.c = _check_nonnegative("c", c)
@@ -242,8 +234,6 @@ class SoftPolicy(PruningPolicy):
         0.5
     """
 
-    name = "soft"
-
     def __init__(self, random_share: float = 0.5) -> None:
         self.random_share = _check_fraction("random_share", random_share)
         if self.random_share == 0.0:
@@ -257,10 +247,10 @@ class SoftPolicy(PruningPolicy):
         if num_keep == n:
             idx = torch.randperm(n, generator=generator, device=stats.device)
             return Selection(idx, torch.ones(n, device=stats.device), shuffled=True)
-        unseen = stats.count == 0
+        unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())
         seen_mean = stats.mean if num_unseen == 0 else stats.mean.masked_fill(unseen, 0.0)
-        threshold = seen_mean.sum() / max(n - num_unseen, 1)
+        threshold = seen_mean.sum(dtype=torch.float64) / max(n - num_unseen, 1)
         num_greedy = num_keep - max(1, round(self.random_share * num_keep))
         # Top picks below the threshold are not fixed: the random part grows by as many.
         fixed = _greedy(stats.mean, num_greedy, generator, unseen, num_unseen)

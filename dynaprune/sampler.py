@@ -10,7 +10,6 @@ the loss to backpropagate.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sized
@@ -21,31 +20,32 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from dynaprune.distributed import all_reduce_statistics, resolve_replicas, shard_length
-from dynaprune.plan import EpochPlan
-from dynaprune.policies import PruningPolicy, make_policy
+from dynaprune._checks import (
+    check_bool,
+    check_count,
+    check_indices,
+    check_losses,
+    check_process_group,
+    resolve_device,
+    resolve_length,
+    resolve_policy,
+)
+from dynaprune._state import STATE_VERSION, load_sampler_state
+from dynaprune.distributed import merge_epoch, resolve_replicas
+from dynaprune.plan import EpochPlan, Sharding
+from dynaprune.policies import PruningPolicy
+from dynaprune.schedule import EpochSchedule
 from dynaprune.statistics import LossStatistics
 
 __all__ = ["DynamicPruningSampler"]
 
 _NONFINITE_MODES = ("warn", "raise", "ignore")
-_STATE_VERSION = 1
-
-
-def _check_count(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     # Mixed with odd constants, so that nearby (seed, epoch) pairs do not share a stream the
     # way seed + epoch does (seed 0, epoch 1 and seed 1, epoch 0).
     return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
 class DynamicPruningSampler(Sampler[int]):
@@ -74,8 +74,16 @@ class DynamicPruningSampler(Sampler[int]):
         process_group: the data-parallel group whose ranks share each epoch, for runs that
             also shard the model (default: the whole world).
 
+    Iterating the sampler plans the epoch set by :meth:`set_epoch`. Iterating it again in the
+    middle of that epoch (a second DataLoader, a ``next(iter(loader))`` peek) continues the
+    epoch after the last recorded batch instead of planning it again; iterating again once
+    the epoch's losses were recorded, without :meth:`set_epoch`, plans the same epoch again
+    and warns.
+
     Attributes:
         stats: the :class:`~dynaprune.statistics.LossStatistics`.
+        schedule: the :class:`~dynaprune.schedule.EpochSchedule` (warm-up, pruned and
+            annealing epochs and their sizes).
         timings: cumulative host seconds spent in selection (``select_seconds``) and in
             :meth:`update` (``update_seconds``); on CUDA the latter is launch time, since the
             per-step work runs asynchronously.
@@ -107,67 +115,36 @@ class DynamicPruningSampler(Sampler[int]):
         nonfinite: str = "warn",
         process_group: dist.ProcessGroup | None = None,
     ) -> None:
-        if isinstance(data_source, int) and not isinstance(data_source, bool):
-            n = data_source
-        elif isinstance(data_source, Sized):
-            n = len(data_source)
-        else:
-            raise TypeError(
-                "data_source must be a sized data set or its length, "
-                f"got {type(data_source).__name__}"
-            )
-        if n < 1:
-            raise ValueError(f"data_source must hold at least one sample, got length {n}")
-        if (
-            isinstance(keep_ratio, bool)
-            or not isinstance(keep_ratio, (int, float))
-            or not 0.0 < keep_ratio <= 1.0
-        ):
-            raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio!r}")
-        num_keep = round(keep_ratio * n)
-        if num_keep < 1:
-            raise ValueError(
-                f"keep_ratio={keep_ratio!r} of {n} samples keeps round({keep_ratio * n}) = 0; "
-                "raise keep_ratio"
-            )
-        self.seed = _check_count("seed", seed)
-        self.warmup_epochs = _check_count("warmup_epochs", warmup_epochs)
-        self.anneal_epochs = _check_count("anneal_epochs", anneal_epochs)
-        if total_epochs is not None:
-            _check_count("total_epochs", total_epochs, minimum=1)
-        if self.anneal_epochs and total_epochs is None:
-            raise ValueError(
-                f"anneal_epochs={anneal_epochs!r} needs total_epochs, the length of the run"
-            )
-        if total_epochs is not None and self.anneal_epochs > total_epochs:
-            raise ValueError(
-                f"anneal_epochs={anneal_epochs!r} exceeds total_epochs={total_epochs!r}"
-            )
+        n = resolve_length(data_source)
+        self.schedule = EpochSchedule(n, keep_ratio, warmup_epochs, anneal_epochs, total_epochs)
+        self.seed = check_count("seed", seed)
         if nonfinite not in _NONFINITE_MODES:
             raise ValueError(
                 f"nonfinite must be one of {list(_NONFINITE_MODES)}, got {nonfinite!r}"
             )
-        if not isinstance(drop_last, bool):
-            raise ValueError(f"drop_last must be a bool, got {drop_last!r}")
-        self.num_samples = n
-        self.keep_ratio = float(keep_ratio)
-        self.num_keep = num_keep
-        self.policy = make_policy(policy)
-        self.total_epochs = total_epochs
-        resolve_replicas(num_replicas, rank, process_group)  # validates what was given
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.policy = resolve_policy(policy)
+        self.process_group = check_process_group(process_group)
+        # Validates what was given; the rest comes from the process group at each epoch.
+        resolve_replicas(num_replicas, rank, process_group, require_rank=False)
         self._replicas_arg = (num_replicas, rank, process_group)
-        self.process_group = process_group
-        self.drop_last = drop_last
         self.nonfinite = nonfinite
         self._device_fixed = device is not None
-        self.stats = LossStatistics(n, momentum, _resolve_device(device))
+        self.stats = LossStatistics(n, momentum, resolve_device(device))
         self.epoch = 0
         self._warned_no_group = False
         self.timings = {"select_seconds": 0.0, "update_seconds": 0.0}
         self._plan: EpochPlan | None = None
-        self._resuming = False
+        self._restored = False
 
     # ----------------------------------------------------------------- epochs and lengths
+    num_samples = property(lambda self: self.schedule.num_samples, doc="Samples in the data set.")
+    keep_ratio = property(lambda self: self.schedule.keep_ratio, doc="Share kept when pruned.")
+    num_keep = property(lambda self: self.schedule.num_keep, doc="Samples in a pruned epoch.")
+    warmup_epochs = property(lambda self: self.schedule.warmup_epochs)
+    anneal_epochs = property(lambda self: self.schedule.anneal_epochs)
+    total_epochs = property(lambda self: self.schedule.total_epochs)
+
     @property
     def num_replicas(self) -> int:
         """Number of ranks: as given, else the process group's world size (read each time)."""
@@ -180,17 +157,15 @@ class DynamicPruningSampler(Sampler[int]):
 
     def is_pruned(self, epoch: int) -> bool:
         """Whether ``epoch`` trains on a subset (not warm-up, not annealing, keep_ratio < 1)."""
-        if self.num_keep == self.num_samples or epoch < self.warmup_epochs:
-            return False
-        return not (self.anneal_epochs and epoch >= self.total_epochs - self.anneal_epochs)
+        return self.schedule.is_pruned(epoch)
 
     def epoch_size(self, epoch: int) -> int:
         """Samples that ``epoch`` trains on, over all ranks (padding not counted)."""
-        return self.num_keep if self.is_pruned(epoch) else self.num_samples
+        return self.schedule.epoch_size(epoch)
 
     def epoch_length(self, epoch: int) -> int:
         """Samples this rank yields in ``epoch`` (padding counted)."""
-        return shard_length(self.epoch_size(epoch), self.num_replicas, self.drop_last)
+        return self.schedule.epoch_length(epoch, self.num_replicas, self.drop_last)
 
     def __len__(self) -> int:
         # The whole epoch's length, also when resuming mid-epoch: loops such as Lightning's
@@ -209,7 +184,7 @@ class DynamicPruningSampler(Sampler[int]):
 
         Args:
             batch_size: the DataLoader's batch size.
-            epochs: epochs in the run; defaults to ``total_epochs``.
+            epochs: epochs in the run; defaults to ``total_epochs``, and may not exceed it.
             drop_last: the DataLoader's ``drop_last``.
             accumulate_grad_batches: batches per optimizer step; a partial group at the end of
                 an epoch still steps, as in Lightning.
@@ -219,23 +194,20 @@ class DynamicPruningSampler(Sampler[int]):
             >>> s.total_steps(batch_size=100)   # 10 + 5 + 5
             20
         """
-        _check_count("batch_size", batch_size, minimum=1)
-        _check_count("accumulate_grad_batches", accumulate_grad_batches, minimum=1)
-        epochs = self.total_epochs if epochs is None else _check_count("epochs", epochs)
-        if epochs is None:
-            raise ValueError("epochs must be given when the sampler has no total_epochs")
-        steps = 0
-        for epoch in range(epochs):
-            length = self.epoch_length(epoch)
-            batches = length // batch_size if drop_last else math.ceil(length / batch_size)
-            steps += math.ceil(batches / accumulate_grad_batches)
-        return steps
+        return self.schedule.total_steps(
+            batch_size,
+            epochs=epochs,
+            drop_last=drop_last,
+            accumulate_grad_batches=accumulate_grad_batches,
+            num_replicas=self.num_replicas,
+            shard_drop_last=self.drop_last,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that the next iteration plans (call it before every epoch)."""
-        self.epoch = _check_count("epoch", epoch)
+        self.epoch = check_count("epoch", epoch)
 
-    # ----------------------------------------------------------------- selection
+    # ----------------------------------------------------------------- planning
     @property
     def planned_epoch(self) -> int | None:
         """The epoch of the current plan, or ``None`` before the first iteration."""
@@ -243,8 +215,67 @@ class DynamicPruningSampler(Sampler[int]):
 
     @property
     def resuming(self) -> bool:
-        """Whether a restored mid-epoch plan waits to be continued by the next iteration."""
-        return self._resuming
+        """Whether a restored plan waits to be continued by the next iteration."""
+        return self._restored
+
+    def __iter__(self) -> Iterator[int]:
+        plan = self._plan
+        if plan is None or plan.epoch != self.epoch or not self._continues(plan):
+            plan = self._plan = self._new_plan(self.epoch)
+        self._restored = False
+        return plan.hand_off()
+
+    def _continues(self, plan: EpochPlan) -> bool:
+        """Whether an iteration of the planned epoch continues its plan rather than re-plan."""
+        if self._restored or plan.updates == 0:
+            return True  # a checkpoint's epoch, or one with nothing recorded yet (a peek)
+        if plan.iterating and plan.remaining > 0:
+            return True  # a second iteration in the middle of the epoch
+        warnings.warn(
+            f"epoch {plan.epoch} is planned a second time after its losses were recorded: "
+            "call sampler.set_epoch(epoch) before each epoch, or every epoch draws from the "
+            "same random stream (with policy='uniform', the same subset)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+
+    def _new_plan(self, epoch: int) -> EpochPlan:
+        sharding = Sharding(self.num_replicas, self.rank, self.drop_last)
+        if self.epoch_length(epoch) == 0:
+            raise ValueError(
+                f"epoch {epoch} keeps {self.epoch_size(epoch)} samples, fewer than the "
+                f"{sharding.num_replicas} ranks, so drop_last=True leaves every rank none; "
+                "raise keep_ratio or set drop_last=False"
+            )
+        start = time.perf_counter()
+        self.synchronize()
+        self._report_nonfinite()
+        seed = _epoch_seed(self.seed, epoch)
+        plan = EpochPlan.create(
+            epoch,
+            stats=self.stats,
+            policy=self.policy,
+            num_keep=self.num_keep if self.is_pruned(epoch) else None,
+            generator=torch.Generator(device=self.stats.device).manual_seed(seed),
+            sharding=sharding,
+        )
+        self.timings["select_seconds"] += time.perf_counter() - start
+        return plan
+
+    def _report_nonfinite(self) -> None:
+        if self.nonfinite == "ignore" or self._plan is None:
+            return
+        # With "raise" the count stays, so that every later attempt raises too.
+        skipped = self.stats.pop_nonfinite(reset=self.nonfinite != "raise")
+        if skipped:
+            msg = (
+                f"{skipped} non-finite per-sample losses in epoch {self._plan.epoch} were not "
+                "recorded in the statistics"
+            )
+            if self.nonfinite == "raise":
+                raise FloatingPointError(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
     def synchronize(self) -> None:
         """Merge the ranks' statistics of the current epoch so far (a collective).
@@ -255,89 +286,19 @@ class DynamicPruningSampler(Sampler[int]):
         training does), since that count decides whether the collective runs.
         """
         plan = self._plan
-        if plan is None or plan.owned is None or plan.updates == plan.merged_updates:
+        if plan is None or plan.owned is None or not plan.unmerged:
             return
-        plan.merged_updates = plan.updates
-        if not (dist.is_available() and dist.is_initialized()):
-            if not self._warned_no_group:
-                self._warned_no_group = True
-                warnings.warn(
-                    f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
-                    "each rank keeps its own statistics, and ranks may choose different subsets",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            return
-        world = dist.get_world_size(self.process_group)
-        if world != self.num_replicas:
-            raise ValueError(
-                f"num_replicas={self.num_replicas} but the process group has {world} ranks: "
-                "pass process_group= the data-parallel group whose ranks share each epoch"
+        plan.mark_merged()
+        if dist.is_available() and dist.is_initialized():
+            merge_epoch(self.stats, plan.owned, plan.epoch, self.num_replicas, self.process_group)
+        elif not self._warned_no_group:
+            self._warned_no_group = True
+            warnings.warn(
+                f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
+                "each rank keeps its own statistics, and ranks may choose different subsets",
+                RuntimeWarning,
+                stacklevel=3,
             )
-        all_reduce_statistics(self.stats, plan.owned, plan.epoch, self.process_group)
-
-    def _make_plan(self, epoch: int) -> None:
-        if self.epoch_length(epoch) == 0:
-            raise ValueError(
-                f"epoch {epoch} keeps {self.epoch_size(epoch)} samples, fewer than the "
-                f"{self.num_replicas} ranks, so drop_last=True leaves every rank none; "
-                "raise keep_ratio or set drop_last=False"
-            )
-        start = time.perf_counter()
-        self.synchronize()
-        self._report_nonfinite()
-        device = self.stats.device
-        generator = torch.Generator(device=device).manual_seed(_epoch_seed(self.seed, epoch))
-        weights = None
-        if self.is_pruned(epoch):
-            selection = self.policy.select(self.stats, self.num_keep, generator)
-            order, weights = selection.indices, selection.weights
-            if order.numel() != self.num_keep:
-                raise RuntimeError(
-                    f"{self.policy!r} returned {order.numel()} indices, expected {self.num_keep}"
-                )
-            if not selection.shuffled:
-                perm = torch.randperm(order.numel(), generator=generator, device=device)
-                order = order.index_select(0, perm)
-                weights = None if weights is None else weights.index_select(0, perm)
-        else:
-            order = torch.randperm(self.num_samples, generator=generator, device=device)
-        self._set_plan(epoch, order, weights)
-        self.timings["select_seconds"] += time.perf_counter() - start
-
-    def _set_plan(self, epoch: int, order: Tensor, weights: Tensor | None, cursor: int = 0) -> None:
-        self._plan = EpochPlan.build(
-            epoch,
-            order,
-            weights,
-            num_samples=self.num_samples,
-            num_replicas=self.num_replicas,
-            rank=self.rank,
-            drop_last=self.drop_last,
-            cursor=cursor,
-        )
-        self._resuming = False
-
-    def _report_nonfinite(self) -> None:
-        if self.nonfinite == "ignore" or self._plan is None:
-            return
-        skipped = self.stats.pop_nonfinite()
-        if skipped:
-            msg = (
-                f"{skipped} non-finite per-sample losses in epoch {self._plan.epoch} were not "
-                "recorded in the statistics"
-            )
-            if self.nonfinite == "raise":
-                raise FloatingPointError(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
-
-    def __iter__(self) -> Iterator[int]:
-        if self._resuming and self._plan.epoch == self.epoch:
-            self._resuming = False  # continue the checkpointed epoch where it stopped
-        else:
-            self._make_plan(self.epoch)
-        plan = self._plan
-        return _hand_off(plan.shard[plan.cursor :])
 
     # ----------------------------------------------------------------- feedback
     def to(self, device: torch.device | str) -> DynamicPruningSampler:
@@ -345,10 +306,10 @@ class DynamicPruningSampler(Sampler[int]):
 
         Later losses must come from that device.
         """
-        device = _resolve_device(device)
-        self.stats.to(device)
+        resolved = resolve_device(device)
+        self.stats.to(resolved)
         if self._plan is not None:
-            self._plan.to(device)
+            self._plan.to(resolved)
         self._device_fixed = True
         return self
 
@@ -361,37 +322,6 @@ class DynamicPruningSampler(Sampler[int]):
                 "pass losses from one device (or move the sampler with .to(device))"
             )
         self.to(device)
-
-    def _check_losses(self, losses: Any) -> Tensor:
-        if not isinstance(losses, Tensor):
-            raise TypeError(f"losses must be a torch.Tensor, got {type(losses).__name__}")
-        if losses.ndim != 1 or not losses.is_floating_point() or losses.numel() == 0:
-            raise ValueError(
-                "losses must be a non-empty 1-D floating tensor of per-sample losses "
-                f"(reduction='none'), got shape {tuple(losses.shape)} and dtype {losses.dtype}"
-            )
-        return losses
-
-    def _check_indices(self, indices: Any, size: int) -> Tensor:
-        indices = torch.as_tensor(indices)
-        if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-            raise TypeError(f"indices must be an integer tensor, got dtype {indices.dtype}")
-        if indices.shape != (size,):
-            raise ValueError(
-                f"indices must have shape ({size},) like losses, got {tuple(indices.shape)}"
-            )
-        if indices.device.type == "cpu":
-            bad = (indices < 0) | (indices >= self.num_samples)
-            if bad.any():
-                raise IndexError(
-                    f"indices must be in [0, {self.num_samples}), got {indices[bad][0].item()}"
-                )
-        else:  # checking on the device would need a host sync; this fails asynchronously
-            ok = ((indices >= 0) & (indices < self.num_samples)).all()
-            torch._assert_async(ok, f"indices must be in [0, {self.num_samples})")
-        # Asynchronous only from the host: a device-to-host copy must finish before use.
-        host = indices.device.type == "cpu"
-        return indices.to(self.stats.device, torch.int64, non_blocking=host)
 
     def _current_plan(self) -> EpochPlan:
         if self._plan is None:
@@ -412,15 +342,17 @@ class DynamicPruningSampler(Sampler[int]):
         Returns:
             A 1-D tensor of weights: ones unless the policy re-weights (``soft``).
         """
-        size = batch.shape[0] if isinstance(batch, Tensor) else _check_count("batch", batch, 1)
         if isinstance(batch, Tensor):
+            size = batch.shape[0]
             self._ensure_device(batch.device)
+        else:
+            size = check_count("batch", batch, 1)
         plan = self._current_plan()
         if indices is None:
-            pos = plan.positions(size)
-            weights = None if plan.shard_weights is None else plan.shard_weights[pos]
+            weights = plan.next_weights(size)
         else:
-            weights = plan.weights_of(self._check_indices(indices, size), self.num_samples)
+            idx = check_indices(indices, size, self.num_samples, self.stats.device)
+            weights = plan.weights_of(idx)
         if weights is None:
             weights = torch.ones(size, device=self.stats.device)
         return weights.to(batch.dtype) if isinstance(batch, Tensor) else weights
@@ -441,22 +373,16 @@ class DynamicPruningSampler(Sampler[int]):
             policies), keeping the autograd graph; non-finite entries are not masked in it.
         """
         start = time.perf_counter()
-        losses = self._check_losses(losses)
+        losses = check_losses(losses)
         self._ensure_device(losses.device)
         plan = self._current_plan()
-        if indices is None:
-            idx, weights, valid = plan.take(losses.shape[0])
-        else:
-            idx = self._check_indices(indices, losses.shape[0])
-            weights = plan.weights_of(idx, self.num_samples)
-            valid = None if plan.owned is None else plan.owned[idx]
-            # The loader follows this sampler's order, so a mid-epoch checkpoint resumes after
-            # as many samples as were recorded.
-            plan.cursor = min(plan.cursor + losses.shape[0], plan.shard.numel())
-        # The plan's order repeats no sample, except in padding, which ``valid`` masks.
-        unique = indices is None and valid is None
-        self.stats.update(idx, losses, plan.epoch, valid, unique=unique)
-        plan.updates += 1
+        size = losses.shape[0]
+        idx = None
+        if indices is not None:
+            idx = check_indices(indices, size, self.num_samples, self.stats.device)
+        match = plan.match(size, idx)
+        self.stats.update(match.indices, losses, plan.epoch, match.valid, unique=match.unique)
+        weights = match.weights
         loss = losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()
         self.timings["update_seconds"] += time.perf_counter() - start
         return loss
@@ -466,28 +392,13 @@ class DynamicPruningSampler(Sampler[int]):
 
         ``kept_fraction`` of the data set trained on this epoch; ``seen_samples``, distinct
         samples trained on so far; ``processed_samples``, updates recorded so far;
-        ``score_mean`` and ``score_q10``/``q50``/``q90`` of the moving-average losses of seen
-        samples; ``nonfinite_skipped``, non-finite losses not recorded since the last epoch
-        boundary (over all ranks after :meth:`synchronize`; cumulative with
-        ``nonfinite="ignore"``, which never resets it).
+        ``score_mean`` and ``score_q10``/``q50``/``q90`` of the moving-average losses of
+        samples with a recorded loss; ``nonfinite_skipped``, non-finite losses not recorded
+        since the last epoch boundary (over all ranks after :meth:`synchronize`; cumulative
+        with ``nonfinite="ignore"``, which never resets it).
         """
-        stats = self.stats
-        seen = stats.count > 0
-        scores = stats.mean[seen]
-        if scores.numel() > 1 << 20:  # quantile's input limit; a strided sample is plenty
-            scores = scores[:: scores.numel() // (1 << 20) + 1]
-        q = torch.tensor([0.1, 0.5, 0.9], device=scores.device)
-        quantiles = torch.quantile(scores, q).tolist() if scores.numel() else [float("nan")] * 3
-        return {
-            "kept_fraction": self.epoch_size(self.epoch) / self.num_samples,
-            "seen_samples": float(seen.sum().item()),
-            "processed_samples": float(stats.count.sum(dtype=torch.int64).item()),
-            "score_mean": float(scores.mean().item()) if scores.numel() else float("nan"),
-            "score_q10": quantiles[0],
-            "score_q50": quantiles[1],
-            "score_q90": quantiles[2],
-            "nonfinite_skipped": float(stats.nonfinite.item()),
-        }
+        kept = self.epoch_size(self.epoch) / self.num_samples
+        return {"kept_fraction": kept, **self.stats.summary()}
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -499,7 +410,7 @@ class DynamicPruningSampler(Sampler[int]):
         """
         self.synchronize()
         return {
-            "version": _STATE_VERSION,
+            "version": STATE_VERSION,
             "num_samples": self.num_samples,
             "keep_ratio": self.keep_ratio,
             "seed": self.seed,
@@ -512,11 +423,12 @@ class DynamicPruningSampler(Sampler[int]):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output.
+        """Restore :meth:`state_dict` output, validated; nothing changes if it is refused.
 
         A state saved at an epoch boundary continues exactly as the uninterrupted run. A state
-        saved mid-epoch resumes that epoch's plan after the last recorded batch: the next
-        iteration of the same epoch yields only the samples not yet recorded.
+        saved during an epoch, up to and including its last batch, resumes that epoch's plan
+        after the last recorded batch: the next iteration of the same epoch yields only the
+        samples not yet recorded (none, if all were).
 
         The statistics go to the device they were saved from when this sampler's device is not
         fixed yet, since the random draws of the next epochs depend on the device's generator.
@@ -524,76 +436,18 @@ class DynamicPruningSampler(Sampler[int]):
         state may be continued with another one.
 
         Raises:
-            ValueError: if the state belongs to a data set of another size, or is mid-epoch and
-                that epoch's size or the number of ranks differs under this configuration.
+            TypeError: if ``state`` is not a mapping, or a field is of the wrong kind.
+            ValueError: if the state is from a newer version, belongs to a data set of another
+                size, holds impossible values, or stopped mid-epoch and that epoch's size, the
+                number of ranks, ``drop_last`` or the policy class differs here.
         """
-        n = state.get("num_samples")
-        if n != self.num_samples:
-            raise ValueError(
-                f"state_dict is for a data set of {n} samples, but this sampler has "
-                f"{self.num_samples}"
-            )
-        plan = state.get("plan")
-        if plan is not None and int(plan.get("cursor", 0)) < _shard_size(state, plan):
-            size, expected = plan["order"].numel(), self.epoch_size(int(plan["epoch"]))
-            if size != expected:
-                raise ValueError(
-                    f"state_dict stopped mid-way through epoch {plan['epoch']} of {size} "
-                    f"samples, but this sampler's epoch {plan['epoch']} has {expected}: resume "
-                    "with the same keep_ratio, warmup_epochs and anneal_epochs"
-                )
-            saved = state.get("num_replicas", self.num_replicas)
-            if saved != self.num_replicas:
-                raise ValueError(
-                    f"state_dict stopped mid-epoch with num_replicas={saved}, but this sampler "
-                    f"has {self.num_replicas}; resume mid-epoch on as many ranks"
-                )
-        device_type = state.get("device_type", "cpu")
-        if not self._device_fixed and device_type != self.stats.device.type:
-            if device_type == "cuda" and torch.cuda.is_available():
-                self.to("cuda")
-            else:
-                warnings.warn(
-                    f"state_dict was saved with statistics on {device_type}, which is not "
-                    f"available; continuing on {self.stats.device} draws other subsets",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        self.stats.load_state_dict(state["stats"])
-        self.epoch = int(state.get("epoch", 0))
-        self._plan, self._resuming = None, False
-        if plan is not None:
-            device = self.stats.device
-            weights = plan.get("weights")
-            self._set_plan(
-                int(plan["epoch"]),
-                plan["order"].to(device),
-                None if weights is None else weights.to(device),
-                int(plan.get("cursor", 0)),
-            )
-            self._resuming = self._plan.remaining > 0
+        restored = load_sampler_state(self, state, device_fixed=self._device_fixed)
+        if restored.device != self.stats.device:
+            self.to(restored.device)
+        self.stats.load_state_dict(restored.stats)
+        self.epoch, self._plan = restored.epoch, restored.plan
+        self._restored = restored.plan is not None
 
 
-def _shard_size(state: Mapping[str, Any], plan: Mapping[str, Any]) -> int:
-    """Entries of the saved plan's shard on the rank that saved it."""
-    size, replicas = plan["order"].numel(), int(state.get("num_replicas", 1))
-    return math.ceil(size / replicas)
-
-
-def _hand_off(order: Tensor) -> Iterator[int]:
-    """Yield ``order`` as Python ints, as the DataLoader needs them.
-
-    The one device-to-host copy per epoch; converted in chunks, so that a huge epoch never
-    becomes one Python list.
-    """
-    for chunk in order.cpu().split(1 << 16):
-        yield from chunk.tolist()
-
-
-def _resolve_device(device: torch.device | str | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
-    return device
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)

@@ -6,23 +6,27 @@ Four tensors of ``N`` elements each, 16 bytes per sample in all:
 ``mean``      float32    exponential moving average of the sample's loss
 ``var``       float32    exponentially weighted moving variance of the loss
 ``count``     int32      number of updates the sample has received
-``seen``      int32      ``1 + epoch`` of the sample's last update, ``0`` = never
+``seen``      int32      ``1 + epoch`` the sample was last trained on, ``0`` = never
 ============  =========  ==========================================================
 
 With ``a = 1 - momentum`` and ``d = loss - mean``, one update is (West, 1979)::
 
-    mean <- mean + a * d
+    mean <- mean + a * d      (computed as (1 - a) * mean + a * loss)
     var  <- (1 - a) * (var + a * d**2)
 
-and the first update of a sample sets ``mean = loss`` and ``var = 0``.
+and the first update of a sample sets ``mean = loss`` and ``var = 0``. Huge but finite losses
+(up to float32's largest, 3.4e38) never overflow the statistics: the mean is a convex
+combination of finite values, and the variance saturates at float32's largest value.
 
 :meth:`LossStatistics.update` is a handful of index operations under ``torch.no_grad()``.
 It never reads a value back to the host, so it does not synchronise a CUDA stream.
-Non-finite losses are masked on the device and only counted.
+Non-finite losses are masked on the device and only counted; their samples still count as seen
+(trained on), so that a sample whose loss is always NaN is not ranked as never seen forever.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +36,7 @@ from torch import Tensor
 __all__ = ["LossStatistics"]
 
 _FIELDS = ("mean", "var", "count", "seen")
+_FLOAT32_MAX = torch.finfo(torch.float32).max
 
 
 class LossStatistics:
@@ -89,7 +94,6 @@ class LossStatistics:
         return self
 
     @torch.no_grad()
-    @torch.no_grad()
     def update(
         self,
         indices: Tensor,
@@ -107,57 +111,96 @@ class LossStatistics:
 
         Args:
             indices: int64 sample indices, shape ``(B,)``.
-            losses: per-sample losses, shape ``(B,)``, any floating dtype.
+            losses: per-sample losses, shape ``(B,)``, any floating dtype. Finite values beyond
+                float32's range are recorded as float32's largest (or smallest).
             epoch: the epoch the losses belong to.
             valid: optional bool mask of entries to record (padding is excluded this way).
             unique: promise that ``indices`` holds no repeats (the sampler's own order), which
                 skips the grouping of repeats: half the operations.
         """
-        losses = losses.detach().to(torch.float32)
+        losses = losses.detach()
         finite = torch.isfinite(losses)
+        losses = losses.to(torch.float32)
+        losses = losses.clamp(-_FLOAT32_MAX, _FLOAT32_MAX)
         self.nonfinite += (~finite if valid is None else valid & ~finite).sum()
         ok = finite if valid is None else finite & valid
         if unique:
-            self._write(indices, losses, ok, epoch)
+            self._write(indices, losses, ok, valid, epoch)
             return
         # Group equal indices: sort, then give each run of equal indices one group id, and
         # give every member of a group the group's mean finite loss.
         sidx, perm = torch.sort(indices)
         ok = ok[perm]
+        trained = None if valid is None else valid[perm]
         first_of_group = torch.ones_like(ok)
         first_of_group[1:] = sidx[1:] != sidx[:-1]
         group = torch.cumsum(first_of_group, 0) - 1
         zeros = torch.zeros_like(losses)
-        gsum = zeros.index_add(0, group, torch.where(ok, losses[perm], zeros))
-        gcnt = zeros.index_add(0, group, ok.to(torch.float32))
-        n = gcnt[group]
-        self._write(sidx, gsum[group] / n.clamp_min(1.0), n > 0, epoch)
+        n = zeros.index_add(0, group, ok.to(torch.float32))[group]
+        # Each member adds loss / n, so that the sum of huge losses never overflows.
+        share = torch.where(ok, losses[perm] / n.clamp_min(1.0), zeros)
+        gmean = zeros.index_add(0, group, share)[group]
+        if trained is not None:  # padding shares a group with the same sample's real entry
+            trained = zeros.index_add(0, group, trained.to(torch.float32))[group] > 0
+        self._write(sidx, gmean, n > 0, trained, epoch)
 
-    def _write(self, idx: Tensor, loss: Tensor, has: Tensor, epoch: int) -> None:
-        """Apply one observation ``loss`` to each sample ``idx`` where ``has`` is set.
+    def _write(
+        self, idx: Tensor, loss: Tensor, has: Tensor, trained: Tensor | None, epoch: int
+    ) -> None:
+        """Apply one observation ``loss`` to each sample ``idx`` where ``has`` is set, and mark
+        the samples where ``trained`` is set (all if ``None``; non-finite losses included) as
+        seen.
 
         Repeated indices must carry equal values, so that their writes agree.
         """
         mean, var, count, seen = (t[idx] for t in (self.mean, self.var, self.count, self.seen))
         a = 1.0 - self.momentum
         first = count == 0
-        d = loss - mean
-        new_mean = torch.where(first, loss, mean + a * d)
-        new_var = torch.where(first, 0.0, (1.0 - a) * (var + a * d * d))
+        d = loss - mean  # may overflow to +-inf, never NaN: both are finite
+        new_mean = torch.where(first, loss, (1.0 - a) * mean + a * loss)
+        spread = (var + a * d * d).clamp_max(_FLOAT32_MAX)
+        new_var = torch.where(first, 0.0, (1.0 - a) * spread)
         self.mean[idx] = torch.where(has, new_mean, mean)
         self.var[idx] = torch.where(has, new_var, var)
         self.count[idx] = count + has.to(torch.int32)
-        self.seen[idx] = torch.where(has, epoch + 1, seen)
+        if trained is None:
+            self.seen[idx] = torch.full_like(seen, epoch + 1)
+        else:
+            self.seen[idx] = torch.where(trained, epoch + 1, seen)
 
-    def pop_nonfinite(self) -> int:
-        """Return the number of non-finite losses skipped since the last call, and reset it.
+    def pop_nonfinite(self, *, reset: bool = True) -> int:
+        """Return the number of non-finite losses skipped since the last reset, and reset it
+        (unless ``reset=False``).
 
         This reads a device value: call it once per epoch, not per step.
         """
         n = int(self.nonfinite.item())
-        self.nonfinite.zero_()
-        self.nonfinite_merged.zero_()
+        if reset:
+            self.nonfinite.zero_()
+            self.nonfinite_merged.zero_()
         return n
+
+    def summary(self) -> dict[str, float]:
+        """``seen_samples``, ``processed_samples``, and ``score_mean`` and
+        ``score_q10``/``q50``/``q90`` of the moving-average losses of samples with a recorded
+        loss; ``nonfinite_skipped``. Reads device values: call it once per epoch."""
+        recorded = self.count > 0
+        scores = self.mean[recorded]
+        if scores.numel() > 1 << 20:  # quantile's input limit; a strided sample is plenty
+            scores = scores[:: scores.numel() // (1 << 20) + 1]
+        q = torch.tensor([0.1, 0.5, 0.9], device=scores.device)
+        quantiles = torch.quantile(scores, q).tolist() if scores.numel() else [math.nan] * 3
+        # Summed in float64: a float32 sum of huge (finite) losses would overflow.
+        score_mean = scores.mean(dtype=torch.float64).item() if scores.numel() else math.nan
+        return {
+            "seen_samples": float((self.seen > 0).sum().item()),
+            "processed_samples": float(self.count.sum(dtype=torch.int64).item()),
+            "score_mean": float(score_mean),
+            "score_q10": quantiles[0],
+            "score_q50": quantiles[1],
+            "score_q90": quantiles[2],
+            "nonfinite_skipped": float(self.nonfinite.item()),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to restore the statistics, as CPU tensors."""
@@ -166,18 +209,79 @@ class LossStatistics:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict` output onto the current device."""
+        """Restore :meth:`state_dict` output onto the current device; nothing changes if it is
+        refused.
+
+        Raises:
+            TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
+            ValueError: if a field has another length than this data set, or impossible values
+                (negative counts, a negative or non-finite variance, a non-finite mean).
+        """
+        tensors, nonfinite = self.check_state_dict(state)
+        for name, value in tensors.items():
+            current = getattr(self, name)
+            setattr(self, name, value.to(device=current.device, dtype=current.dtype).clone())
+        count = torch.tensor(nonfinite, dtype=torch.int64, device=self.device)
+        # A saved count is either a single process's or already merged over all ranks.
+        self.nonfinite, self.nonfinite_merged = count, count.clone()
+
+    def check_state_dict(self, state: Any) -> tuple[dict[str, Tensor], int]:
+        """Validate :meth:`state_dict` output for these statistics, without loading it.
+
+        Returns:
+            The saved tensors, as saved, and the non-finite count.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"statistics state_dict must be a mapping, got {type(state).__name__}")
         missing = [f for f in _FIELDS if f not in state]
         if missing:
-            raise KeyError(f"statistics state_dict lacks {missing}")
-        n = state["mean"].numel()
-        if n != self.num_samples:
-            raise ValueError(
-                f"statistics state_dict holds {n} samples, but this data set has {self.num_samples}"
-            )
+            raise ValueError(f"statistics state_dict lacks {missing}")
+        tensors: dict[str, Tensor] = {}
         for name in _FIELDS:
-            current = getattr(self, name)
-            setattr(self, name, state[name].to(device=current.device, dtype=current.dtype).clone())
-        nonfinite = torch.as_tensor(state.get("nonfinite", 0), dtype=torch.int64).to(self.device)
-        # A saved count is either a single process's or already merged over all ranks.
-        self.nonfinite, self.nonfinite_merged = nonfinite, nonfinite.clone()
+            value, current = state[name], getattr(self, name)
+            if not isinstance(value, Tensor) or value.ndim != 1:
+                raise TypeError(
+                    f"statistics state_dict[{name!r}] must be a 1-D tensor, got {_describe(value)}"
+                )
+            if value.is_floating_point() != current.is_floating_point() or value.is_complex():
+                raise TypeError(
+                    f"statistics state_dict[{name!r}] must have dtype {current.dtype}, "
+                    f"got {value.dtype}"
+                )
+            if value.numel() != self.num_samples:
+                raise ValueError(
+                    f"statistics state_dict[{name!r}] holds {value.numel()} samples, but this "
+                    f"data set has {self.num_samples}"
+                )
+            tensors[name] = value
+        var = tensors["var"]
+        for name, bad, what in (
+            ("mean", ~torch.isfinite(tensors["mean"]), "non-finite"),
+            ("var", ~(var >= 0) | torch.isinf(var), "negative or non-finite"),
+            ("count", tensors["count"] < 0, "negative"),
+            ("seen", tensors["seen"] < 0, "negative"),
+        ):
+            if bad.any():
+                raise ValueError(
+                    f"statistics state_dict[{name!r}] holds {int(bad.sum())} {what} values: "
+                    "the state is corrupted"
+                )
+        nonfinite = state.get("nonfinite", 0)
+        if (
+            isinstance(nonfinite, Tensor)
+            and nonfinite.numel() == 1
+            and not (nonfinite.is_floating_point() or nonfinite.dtype == torch.bool)
+        ):
+            nonfinite = int(nonfinite)
+        if isinstance(nonfinite, bool) or not isinstance(nonfinite, int) or nonfinite < 0:
+            raise ValueError(
+                f"statistics state_dict['nonfinite'] must be an integer >= 0, got {nonfinite!r}"
+            )
+        return tensors, nonfinite
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

@@ -141,6 +141,11 @@ def test_summary_speedup_and_time_to_target() -> None:
     assert by["soft"]["target_reached"] == "0/1" and math.isnan(by["soft"]["time_to_target_mean"])
 
 
+def _about_load(warning: str) -> bool:
+    """Whether a run's warning is about the machine's load rather than the run."""
+    return warning.startswith("CPU pressure")
+
+
 def _floats(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -199,7 +204,12 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
         out / "runs.csv", ("steps", "planned_steps", "final_acc", "train_seconds", "total_seconds")
     )
     assert len(curves) == sum(int(r["epochs"]) for r in runs)
-    assert all(r["steps"] == r["planned_steps"] and not r["warnings"] for r in runs)
+    assert all(r["steps"] == r["planned_steps"] for r in runs)
+    # The contract: no warning about the run itself. A warning about the machine's load (CPU
+    # pressure from other processes) says nothing about the code, so it is allowed.
+    for run in runs:
+        about_the_run = [w for w in run["warnings"].split("; ") if w and not _about_load(w)]
+        assert not about_the_run, about_the_run
     budget, pruned = (
         next(r for r in runs if r["method"] == m) for m in ("full-same-budget", "uniform")
     )
@@ -219,14 +229,14 @@ def test_device_loader_yields_sampler_order_and_true_crops() -> None:
 
     data = load_data(quick()["data"])
     order = [5, 3, 9, 0, 7]
-    plain = DeviceLoader(data, order, 2, torch.device("cpu"), augment=False, seed=0)
+    plain = DeviceLoader(data, order, 2, torch.device("cpu"), augment=False, seed=0)  # type: ignore[arg-type]
     images = normalize(data.train_x, data.mean, data.std)
     batches = list(plain)
     assert [len(y) for _, y in batches] == [2, 2, 1] and len(plain) == 3
     assert torch.equal(torch.cat([x for x, _ in batches]), images[order])
     assert torch.equal(torch.cat([y for _, y in batches]), data.train_y[order])
 
-    augmented = DeviceLoader(data, order, 5, torch.device("cpu"), augment=True, seed=0)
+    augmented = DeviceLoader(data, order, 5, torch.device("cpu"), augment=True, seed=0)  # type: ignore[arg-type]
     ((crops, _),) = list(augmented)
     padded = torch.nn.functional.pad(images[order], (4, 4, 4, 4), value=float("nan"))
     padded = torch.where(padded.isnan(), augmented.images[:1, :, :1, :1], padded)  # pad colour
@@ -279,7 +289,7 @@ def test_streaming_path_matches_cached_tensors(tmp_path: Path) -> None:
     assert data.train_files is not None and data.num_train == 6
     order = [4, 0, 2]
     loaders = [
-        make_dataloader(data, dict(cfg["data"], streaming=flag), order, 3, False, 0, False)
+        make_dataloader(data, dict(cfg["data"], streaming=flag), order, 3, False, 0, False)  # type: ignore[arg-type]
         for flag in (True, False)
     ]
     streamed, cached = (next(iter(loader)) for loader in loaders)

@@ -1,7 +1,5 @@
 """Data parallelism on CPU: two processes with the gloo backend."""
 
-import os
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -112,26 +110,7 @@ def test_replicas_differing_from_the_group_are_refused(plain_results):
 pl = pytest.importorskip("pytorch_lightning")
 
 
-class _Module(pl.LightningModule):
-    def __init__(self, out):
-        super().__init__()
-        self.net = torch.nn.Linear(4, 2)
-        self.out = out
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        losses = torch.nn.functional.cross_entropy(self.net(x), y, reduction="none")
-        return {"loss": losses.mean(), "sample_losses": losses}
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    def on_train_end(self):
-        sampler = self.trainer.train_dataloader.sampler
-        torch.save(sampler.stats.state_dict(), os.path.join(self.out, f"lit{self.global_rank}.pt"))
-
-
-def _fit(tmp_path, **trainer_kwargs):
+def _fit(tmp_path, module, **trainer_kwargs):
     from torch.utils.data import DataLoader, TensorDataset
 
     from dynaprune.lightning import DynamicPruningCallback
@@ -153,11 +132,11 @@ def _fit(tmp_path, **trainer_kwargs):
         default_root_dir=tmp_path,
         **trainer_kwargs,
     )
-    trainer.fit(_Module(str(tmp_path)), DataLoader(data, batch_size=8, sampler=sampler))
+    trainer.fit(module(out=str(tmp_path)), DataLoader(data, batch_size=8, sampler=sampler))
 
 
-def test_lightning_ddp_spawn_fit_prunes_with_identical_statistics(tmp_path):
-    _fit(tmp_path, use_distributed_sampler=False)
+def test_lightning_ddp_spawn_fit_prunes_with_identical_statistics(tmp_path, tiny_module):
+    _fit(tmp_path, tiny_module, use_distributed_sampler=False)
     stats = [torch.load(tmp_path / f"lit{r}.pt") for r in range(WORLD)]
     for name in ("mean", "var", "count", "seen"):
         assert torch.equal(stats[0][name], stats[1][name]), name

@@ -40,7 +40,7 @@ def test_plain_loop_feedback_does_not_sync(policy):
     assert sampler.stats.count.sum().item() == 512 + 2 * 256
 
 
-def test_lightning_callback_feedback_does_not_sync(tmp_path):
+def test_lightning_callback_feedback_does_not_sync(tmp_path, tiny_module):
     pl = pytest.importorskip("pytorch_lightning")
     from torch.utils.data import DataLoader, TensorDataset
 
@@ -54,19 +54,6 @@ def test_lightning_callback_feedback_does_not_sync(tmp_path):
             finally:
                 torch.cuda.set_sync_debug_mode("default")
 
-    class Module(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = torch.nn.Linear(8, 3)
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            losses = F.cross_entropy(self.net(x), y, reduction="none")
-            return {"loss": losses.mean(), "sample_losses": losses}
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
     data = TensorDataset(torch.randn(256, 8), torch.randint(0, 3, (256,)))
     sampler = DynamicPruningSampler(data, 0.5, "ucb")
     trainer = pl.Trainer(
@@ -79,6 +66,7 @@ def test_lightning_callback_feedback_does_not_sync(tmp_path):
         enable_progress_bar=False,
         default_root_dir=tmp_path,
     )
-    trainer.fit(Module(), DataLoader(data, batch_size=32, sampler=sampler))
+    loader = DataLoader(data, batch_size=32, sampler=sampler)
+    trainer.fit(tiny_module(features=8, classes=3), loader)
     assert sampler.stats.mean.device.type == "cuda"
     assert sampler.stats.count.sum().item() == 2 * 128

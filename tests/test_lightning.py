@@ -26,31 +26,6 @@ class IndexedBlobs(Dataset):
         return i, self.x[i], self.y[i]
 
 
-class Model(pl.LightningModule):
-    def __init__(self, soft=False, bad=None):
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = torch.nn.Linear(4, 2)
-        self.soft, self.bad = soft, bad
-        self.seen = []  # per epoch: sample indices in training order
-
-    def training_step(self, batch, batch_idx):
-        idx, x, y = batch
-        if not self.seen or self.seen[-1][0] != self.current_epoch:
-            self.seen.append((self.current_epoch, []))
-        self.seen[-1][1].extend(idx.tolist())
-        losses = F.cross_entropy(self.net(x), y, reduction="none")
-        if self.bad == "no_losses":
-            return losses.mean()
-        if self.bad == "short":
-            losses = losses[:-1]
-        loss = (losses * batch_weights(self, losses)).mean() if self.soft else losses.mean()
-        return {"loss": loss, "sample_losses": losses}
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
 def make_loader(sampler, data=None, batch_size=16):
     data = data or IndexedBlobs()
     return DataLoader(data, batch_size=batch_size, sampler=sampler)
@@ -71,9 +46,9 @@ def trainer(tmp_path, **kwargs):
     return pl.Trainer(callbacks=[DynamicPruningCallback(), *callbacks], **{**defaults, **kwargs})
 
 
-def test_fit_prunes_and_feeds_every_sample(tmp_path):
+def test_fit_prunes_and_feeds_every_sample(tmp_path, tiny_module):
     sampler = DynamicPruningSampler(96, 0.5, "ucb", warmup_epochs=1)
-    model = Model()
+    model = tiny_module()
     trainer(tmp_path).fit(model, make_loader(sampler))
     sizes = [len(idx) for _, idx in model.seen]
     assert sizes == [96, 48, 48, 48]
@@ -81,12 +56,12 @@ def test_fit_prunes_and_feeds_every_sample(tmp_path):
     assert sampler.stats.mean.abs().sum() > 0
 
 
-def test_logs_once_per_epoch_through_the_loggers(tmp_path):
+def test_logs_once_per_epoch_through_the_loggers(tmp_path, tiny_module):
     from pytorch_lightning.loggers import CSVLogger
 
     sampler = DynamicPruningSampler(96, 0.25, "soft")
     t = trainer(tmp_path, logger=CSVLogger(tmp_path), max_epochs=2)
-    t.fit(Model(soft=True), make_loader(sampler))
+    t.fit(tiny_module(soft=True), make_loader(sampler))
     metrics = t.callback_metrics
     assert metrics["dynaprune/kept_fraction"] == pytest.approx(0.25)
     assert metrics["dynaprune/seen_samples"] >= 24
@@ -98,11 +73,11 @@ def test_logs_once_per_epoch_through_the_loggers(tmp_path):
     assert "dynaprune/kept_fraction" in rows
 
 
-def test_soft_weights_reach_training_step(tmp_path):
+def test_soft_weights_reach_training_step(tmp_path, tiny_module):
     sampler = DynamicPruningSampler(96, 0.25, "soft")
     weights = []
 
-    class Spy(Model):
+    class Spy(tiny_module):
         def training_step(self, batch, batch_idx):
             _, x, _ = batch
             weights.append(batch_weights(self, torch.zeros(len(x))))
@@ -112,10 +87,10 @@ def test_soft_weights_reach_training_step(tmp_path):
     assert torch.cat(weights).max() > 1
 
 
-def test_epoch_lengths_follow_warmup_pruning_and_annealing(tmp_path):
+def test_epoch_lengths_follow_warmup_pruning_and_annealing(tmp_path, tiny_module):
     # Without warm-up the first epoch is the short one: Lightning must not cap later epochs.
     sampler = DynamicPruningSampler(96, 0.25, "uniform", anneal_epochs=1, total_epochs=3)
-    model = Model()
+    model = tiny_module()
     trainer(tmp_path, max_epochs=3).fit(model, make_loader(sampler))
     assert [len(idx) for _, idx in model.seen] == [24, 24, 96]
 
@@ -129,9 +104,9 @@ def test_epoch_lengths_follow_warmup_pruning_and_annealing(tmp_path):
         ({"check_val_every_n_epoch": 2, "limit_val_batches": 1}, [48, 48]),
     ],
 )
-def test_trainer_options(tmp_path, kwargs, expected):
+def test_trainer_options(tmp_path, kwargs, expected, tiny_module):
     sampler = DynamicPruningSampler(96, 0.5, "epsilon_greedy")
-    model = Model()
+    model = tiny_module()
     val = make_loader(None) if "check_val_every_n_epoch" in kwargs else None
     if val is not None:
         model.validation_step = lambda batch, batch_idx: None
@@ -140,56 +115,56 @@ def test_trainer_options(tmp_path, kwargs, expected):
     assert sampler.stats.count.sum().item() == sum(expected)
 
 
-def test_missing_sampler_is_explained(tmp_path):
+def test_missing_sampler_is_explained(tmp_path, tiny_module):
     loader = DataLoader(IndexedBlobs(), batch_size=16, shuffle=True)
     with pytest.raises(
         RuntimeError, match="found no DynamicPruningSampler .* sampler=DynamicPruningSampler"
     ):
-        trainer(tmp_path).fit(Model(), loader)
+        trainer(tmp_path).fit(tiny_module(), loader)
 
 
-def test_missing_sample_losses_is_explained(tmp_path):
+def test_missing_sample_losses_is_explained(tmp_path, tiny_module):
     sampler = DynamicPruningSampler(96, 0.5)
     with pytest.raises(
         RuntimeError, match=r"training_step must return its per-sample losses .*\"sample_losses\""
     ):
-        trainer(tmp_path).fit(Model(bad="no_losses"), make_loader(sampler))
+        trainer(tmp_path).fit(tiny_module(bad="no_losses"), make_loader(sampler))
 
 
-def test_wrong_length_is_explained(tmp_path):
+def test_wrong_length_is_explained(tmp_path, tiny_module):
     sampler = DynamicPruningSampler(96, 0.5)
     with pytest.raises(RuntimeError, match=r"shape \(15,\) for a batch of 16 samples"):
-        trainer(tmp_path).fit(Model(bad="short"), make_loader(sampler))
+        trainer(tmp_path).fit(tiny_module(bad="short"), make_loader(sampler))
 
 
-def fit_with_checkpoints(tmp_path, max_epochs, ckpt_path=None, **ckpt_kwargs):
+def fit_with_checkpoints(module, tmp_path, max_epochs, ckpt_path=None, **ckpt_kwargs):
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     sampler = DynamicPruningSampler(96, 0.5, "ucb", seed=3, warmup_epochs=1)
-    model = Model()
+    model = module()
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, **ckpt_kwargs)
     t = trainer(tmp_path, max_epochs=max_epochs, enable_checkpointing=True, callbacks=[ckpt])
     t.fit(model, make_loader(sampler), ckpt_path=ckpt_path)
     return sampler, model
 
 
-def test_resume_at_epoch_boundary_equals_uninterrupted(tmp_path):
-    full_sampler, full_model = fit_with_checkpoints(tmp_path / "a", 5)
-    fit_with_checkpoints(tmp_path / "b", 2, every_n_epochs=1)
+def test_resume_at_epoch_boundary_equals_uninterrupted(tmp_path, tiny_module):
+    full_sampler, full_model = fit_with_checkpoints(tiny_module, tmp_path / "a", 5)
+    fit_with_checkpoints(tiny_module, tmp_path / "b", 2, every_n_epochs=1)
     ckpt = tmp_path / "b" / "ckpt" / "epoch=1-step=9.ckpt"
     assert ckpt.exists()
-    sampler, model = fit_with_checkpoints(tmp_path / "b", 5, ckpt_path=str(ckpt))
+    sampler, model = fit_with_checkpoints(tiny_module, tmp_path / "b", 5, ckpt_path=str(ckpt))
     assert model.seen == full_model.seen[2:]
     for name in ("mean", "var", "count", "seen"):
         assert torch.equal(getattr(sampler.stats, name), getattr(full_sampler.stats, name)), name
 
 
-def test_resume_mid_epoch_loses_and_repeats_nothing(tmp_path):
-    full_sampler, full_model = fit_with_checkpoints(tmp_path / "a", 3)
+def test_resume_mid_epoch_loses_and_repeats_nothing(tmp_path, tiny_module):
+    full_sampler, full_model = fit_with_checkpoints(tiny_module, tmp_path / "a", 3)
     # Epoch 0 has 6 batches, epoch 1 has 3: step 7 is mid-way through epoch 1.
-    fit_with_checkpoints(tmp_path / "b", 3, every_n_train_steps=7)
+    fit_with_checkpoints(tiny_module, tmp_path / "b", 3, every_n_train_steps=7)
     ckpt = next((tmp_path / "b" / "ckpt").glob("*step=7.ckpt"))
-    sampler, model = fit_with_checkpoints(tmp_path / "b", 3, ckpt_path=str(ckpt))
+    sampler, model = fit_with_checkpoints(tiny_module, tmp_path / "b", 3, ckpt_path=str(ckpt))
     epoch1 = dict(full_model.seen)[1]
     resumed = dict(model.seen)
     assert resumed[1] == epoch1[16:]  # the rest of epoch 1, after its first batch

@@ -137,6 +137,7 @@ def test_nonfinite_raise_mode():
     sampler = DynamicPruningSampler(10, 0.5, nonfinite="raise")
     list(sampler)
     sampler.update(torch.tensor([float("nan")]))
+    sampler.set_epoch(1)
     with pytest.raises(FloatingPointError, match="1 non-finite"):
         list(sampler)
 

@@ -1,0 +1,104 @@
+"""Reading a :class:`~dynaprune.DynamicPruningSampler` checkpoint back, validated.
+
+The sampler's state has a small header (version, data set size, epoch, ranks, device) around
+the statistics' state and the current epoch's plan; each part validates itself
+(:meth:`LossStatistics.check_state_dict`, :meth:`EpochPlan.from_state`). Everything is checked
+before anything is changed, so a refused state leaves the sampler as it was.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from dynaprune._checks import check_count, resolve_device
+from dynaprune.plan import EpochPlan, Sharding
+
+if TYPE_CHECKING:
+    from dynaprune.sampler import DynamicPruningSampler
+
+__all__ = ["STATE_VERSION", "RestoredState", "load_sampler_state"]
+
+STATE_VERSION = 1
+
+
+@dataclass
+class RestoredState:
+    """A validated sampler state, ready to be applied."""
+
+    epoch: int
+    stats: Mapping[str, Any]
+    plan: EpochPlan | None
+    device: torch.device
+
+
+def load_sampler_state(
+    sampler: DynamicPruningSampler, state: Any, *, device_fixed: bool
+) -> RestoredState:
+    """Validate ``state`` for ``sampler`` and build its plan on the device it will live on.
+
+    Raises:
+        TypeError: if ``state`` is not a mapping, or a field is of the wrong kind.
+        ValueError: for a newer version, another data set size, impossible values, or a
+            mid-epoch plan that does not fit this sampler.
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"state_dict must be a mapping, got {type(state).__name__}")
+    for key in ("version", "num_samples", "stats"):
+        if key not in state:
+            raise ValueError(
+                f"state_dict lacks {key!r}: it is not a DynamicPruningSampler.state_dict()"
+            )
+    version = check_count("state_dict['version']", state["version"], 1)
+    if version > STATE_VERSION:
+        raise ValueError(
+            f"state_dict['version'] is {version}, newer than this dynaprune's {STATE_VERSION}: "
+            "load it with the dynaprune version that saved it"
+        )
+    n = state["num_samples"]
+    if n != sampler.num_samples or isinstance(n, bool):
+        raise ValueError(
+            f"state_dict is for a data set of {n!r} samples, but this sampler has "
+            f"{sampler.num_samples}"
+        )
+    epoch = check_count("state_dict['epoch']", state.get("epoch", 0))
+    replicas = state.get("num_replicas", sampler.num_replicas)
+    check_count("state_dict['num_replicas']", replicas, 1)
+    device = _target_device(state.get("device_type", "cpu"), sampler.stats.device, device_fixed)
+    sampler.stats.check_state_dict(state["stats"])
+    plan = None
+    plan_state = state.get("plan")
+    if plan_state is not None:
+        if isinstance(plan_state, Mapping) and "num_replicas" not in plan_state:
+            plan_state = {**plan_state, "num_replicas": replicas}  # states from before 0.1.1
+        plan = EpochPlan.from_state(
+            plan_state,
+            num_samples=sampler.num_samples,
+            sharding=Sharding(sampler.num_replicas, sampler.rank, sampler.drop_last),
+            device=device,
+            epoch_size=sampler.epoch_size,
+            policy=type(sampler.policy).__name__,
+        )
+    return RestoredState(epoch, state["stats"], plan, device)
+
+
+def _target_device(saved: Any, current: torch.device, fixed: bool) -> torch.device:
+    """Where the statistics go: back to a saved CUDA device when this sampler's is not fixed,
+    since the random draws of the next epochs depend on the device's generator."""
+    if not isinstance(saved, str):
+        raise TypeError(f"state_dict['device_type'] must be a string, got {saved!r}")
+    if fixed or saved == current.type:
+        return current
+    if saved == "cuda" and torch.cuda.is_available():
+        return resolve_device("cuda")
+    warnings.warn(
+        f"state_dict was saved with statistics on {saved}, which is not available; continuing "
+        f"on {current} draws other subsets",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return current

@@ -1,0 +1,81 @@
+"""Shared fixtures: the tiny LightningModule that the Lightning, DDP and GPU tests train."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pl: Any
+try:
+    import pytorch_lightning as pl
+except ImportError:  # pragma: no cover - depends on the environment
+    pl = None
+
+
+if pl is not None:
+
+    class TinyModule(pl.LightningModule):
+        """A linear classifier whose ``training_step`` returns per-sample losses.
+
+        Batches are ``(x, y)`` or ``(index, x, y)``; with indices, :attr:`seen` records, per
+        epoch, the samples trained on in order.
+
+        Args:
+            features: input features.
+            classes: output classes.
+            soft: weight the loss with :func:`dynaprune.lightning.batch_weights`.
+            bad: ``"no_losses"`` returns only the mean loss, ``"short"`` one loss too few.
+            out: a folder where ``on_train_end`` saves the sampler's statistics, per rank.
+        """
+
+        def __init__(
+            self,
+            features: int = 4,
+            classes: int = 2,
+            *,
+            soft: bool = False,
+            bad: str | None = None,
+            out: str | None = None,
+        ) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.net = torch.nn.Linear(features, classes)
+            self.soft, self.bad, self.out = soft, bad, out
+            self.seen: list[tuple[int, list[int]]] = []
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            from dynaprune.lightning import batch_weights
+
+            *idx, x, y = batch
+            if idx:
+                if not self.seen or self.seen[-1][0] != self.current_epoch:
+                    self.seen.append((self.current_epoch, []))
+                self.seen[-1][1].extend(idx[0].tolist())
+            losses = F.cross_entropy(self.net(x), y, reduction="none")
+            if self.bad == "no_losses":
+                return losses.mean()
+            if self.bad == "short":
+                losses = losses[:-1]
+            loss = (losses * batch_weights(self, losses)).mean() if self.soft else losses.mean()
+            return {"loss": loss, "sample_losses": losses}
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+        def on_train_end(self) -> None:
+            if self.out is not None:
+                sampler = self.trainer.train_dataloader.sampler
+                path = os.path.join(self.out, f"lit{self.global_rank}.pt")
+                torch.save(sampler.stats.state_dict(), path)
+
+
+@pytest.fixture
+def tiny_module() -> type:
+    """The :class:`TinyModule` class (tests subclass or instantiate it)."""
+    if pl is None:
+        pytest.skip("needs pytorch_lightning")
+    return TinyModule
