@@ -99,9 +99,13 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def train_epochs(
-    model: nn.Module, loader: Batches, epochs: int, optimizer: OptimizerFactory, loss_fn: LossFn,
+    model: nn.Module,
+    loader: Batches,
+    epochs: int,
+    optimizer: OptimizerFactory,
+    loss_fn: LossFn,
     on_batch: Callable[[Tensor, Tensor, Tensor], None] | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Train ``epochs`` epochs; ``on_batch(indices, logits, y)`` sees each batch before its step."""
     if epochs == 0:
         return
@@ -118,9 +122,11 @@ def train_epochs(
 
 
 def score_pass(
-    model: nn.Module, loader: Batches, fn: Callable[[nn.Module, Tensor, Tensor], Tensor],
+    model: nn.Module,
+    loader: Batches,
+    fn: Callable[[nn.Module, Tensor, Tensor], Tensor],
     num_samples: int | None,
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """One pass in eval mode; ``fn`` scores a batch. Returns one score per sample."""
     model.eval()
     device = model_device(model)
