@@ -39,6 +39,6 @@ def check_vector(name: str, value: Any, *, floating: bool) -> Tensor:
         raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}")
     kind_ok = value.is_floating_point() if floating else not value.is_floating_point()
     if not kind_ok or value.dtype == torch.bool or value.is_complex():
-        kind = "floating" if floating else "integer"
-        raise TypeError(f"{name} must have a {kind} dtype, got {value.dtype}")
+        kind = "a floating-point" if floating else "an integer"
+        raise TypeError(f"{name} must have {kind} dtype, got {value.dtype}")
     return value
