@@ -151,6 +151,12 @@ def check_common(
     model_factory: Any, epochs: int, runs: int, seed: int, num_samples: int | None, epochs_min: int
 ) -> None:
     """Validate the arguments every score function shares."""
+    if isinstance(model_factory, nn.Module):
+        raise TypeError(
+            "model_factory must be a function returning a fresh model, got the model "
+            f"{type(model_factory).__name__} itself (to score a trained model, pass "
+            "lambda: model with epochs=0 and runs=1)"
+        )
     if not callable(model_factory):
         raise TypeError(f"model_factory must be callable, got {type(model_factory).__name__}")
     check_int("epochs", epochs, epochs_min)
