@@ -174,7 +174,7 @@ def k_center_order(
 
     def sq_dist(p: Tensor) -> Tensor:  # squared distances of all samples to sample ``p``
         c = x.index_select(0, p.view(1)).squeeze(0)
-        return _matvec(x, c).mul_(-2.0).add_(sq).add_(sq[p]).clamp_min_(0.0)
+        return _matvec(x, c).mul_(-2.0).add_(sq).add_(c.float().pow(2).sum()).clamp_min_(0.0)
 
     if first is None:
         mu = x.mean(0, dtype=torch.float64)

@@ -146,3 +146,21 @@ def test_bad_arguments_are_rejected():
         embeddings(nn.Identity(), [(LINE, torch.zeros(4))])
     with pytest.raises(TypeError, match="layer must be an nn.Module, got str"):
         embeddings(nn.Linear(2, 2), [(LINE, torch.zeros(4))], layer="fc")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_orders_on_cuda_do_not_sync_and_match_the_cpu():
+    x = torch.randn(300, 4, generator=gen(6))
+    xc = x.cuda()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        herd, centers = herding_order(xc, 20), k_center_order(xc, 20)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert herd.cpu().tolist() == herding_order(x, 20).tolist()
+    assert centers.cpu().tolist() == k_center_order(x, 20).tolist()
+    policy = StaticPolicy(herding_scores(xc, 20).scores)
+    kept = policy.select(LossStatistics(300, device="cuda"), 20, torch.Generator("cuda"))
+    assert kept.indices.device.type == "cuda"
+    assert sorted(kept.indices.tolist()) == sorted(herd.tolist())

@@ -254,3 +254,70 @@ def test_bad_specific_arguments_are_rejected():
         ForgettingTracker(5).update(torch.arange(2), torch.ones(3, dtype=torch.bool))
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1, got 0"):
         ForgettingTracker(0)
+
+
+# ---- Lightning and CUDA ---------------------------------------------------------------------
+
+
+def test_tracker_in_a_lightning_module_matches_forgetting_scores(tmp_path):
+    pl = pytest.importorskip("pytorch_lightning")
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = fixed_linear()
+            self.tracker = ForgettingTracker(N)
+
+        def training_step(self, batch, batch_idx):
+            idx, x, y = batch
+            logits = self.net(x)
+            self.tracker.update(idx, logits.argmax(1) == y)
+            return F.cross_entropy(logits, y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=2.0)
+
+    module = Module()
+    loader = DataLoader(Indexed(), batch_size=5)
+    trainer = pl.Trainer(
+        max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, loader)
+    optimizer = lambda params: torch.optim.SGD(params, lr=2.0)  # noqa: E731
+    plain = forgetting_scores(fixed_linear, loader, epochs=3, optimizer=optimizer)
+    assert module.tracker.scores().tolist() == plain.scores.tolist()
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@cuda
+def test_tracker_update_does_not_sync_on_cuda():
+    tracker = ForgettingTracker(N, device="cuda")
+    idx, correct = torch.arange(N, device="cuda"), torch.ones(N, dtype=torch.bool, device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        tracker.update(idx, correct)
+        tracker.update(idx, ~correct)
+        scores = tracker.scores()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert scores.device.type == "cuda" and scores.tolist() == [1.0] * N
+
+
+@pytest.mark.gpu
+@cuda
+def test_scores_on_cuda_match_the_cpu():
+    def on(device):
+        def factory():
+            return fixed_linear().to(device)
+
+        return [
+            el2n_scores(factory, batches(), epochs=1, runs=1).scores.cpu(),
+            grand_scores(factory, batches(), runs=1).scores.cpu(),
+        ]
+
+    for got, want in zip(on("cuda"), on("cpu"), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
