@@ -111,6 +111,20 @@ def _check(x: Tensor, num: int | None) -> tuple[Tensor, int]:
     return x, num
 
 
+_CHUNK = 1 << 16  # rows per chunk of the O(N * D) passes, bounding their temporaries
+
+
+def _norms_and_mean(x: Tensor) -> tuple[Tensor, Tensor]:
+    """float32 squared row norms and the float64 mean row, in chunks of rows."""
+    sq = torch.empty(x.shape[0], device=x.device)
+    total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[0], _CHUNK):
+        rows = x[start : start + _CHUNK].float()
+        sq[start : start + _CHUNK] = rows.pow(2).sum(1)
+        total += rows.sum(0, dtype=torch.float64)
+    return sq, total / x.shape[0]
+
+
 def _matvec(x: Tensor, v: Tensor) -> Tensor:
     return torch.mv(x, v.to(x.dtype)).float()
 
@@ -134,8 +148,7 @@ def herding_order(embeddings: Tensor, num: int | None = None) -> Tensor:
         [2, 1, 3, 0]
     """
     x, num = _check(embeddings, num)
-    mu = x.mean(0, dtype=torch.float64)
-    sq = x.float().pow(2).sum(1)
+    sq, mu = _norms_and_mean(x)
     # ||S + x_i - (t + 1) mu||^2 = ||x_i||^2 - 2 x_i . w + const, with w = (t + 1) mu - S
     # updated as w <- w + mu - x_p (in float64, to keep its small residual accurate).
     w = mu.clone()
@@ -170,14 +183,13 @@ def k_center_order(
     """
     x, num = _check(embeddings, num)
     n = x.shape[0]
-    sq = x.float().pow(2).sum(1)
+    sq, mu = _norms_and_mean(x)
 
     def sq_dist(p: Tensor) -> Tensor:  # squared distances of all samples to sample ``p``
         c = x.index_select(0, p.view(1)).squeeze(0)
         return _matvec(x, c).mul_(-2.0).add_(sq).add_(c.float().pow(2).sum()).clamp_min_(0.0)
 
     if first is None:
-        mu = x.mean(0, dtype=torch.float64)
         p = _matvec(x, mu).mul_(-2.0).add_(sq).argmin()
     else:
         if isinstance(first, bool) or not isinstance(first, int) or not 0 <= first < n:
