@@ -199,6 +199,8 @@ def k_center_order(
     nearest = torch.full((n,), math.inf, device=x.device)  # squared distance to nearest center
     for t in range(num):
         order[t] = p
+        if t == num - 1:
+            break
         torch.minimum(nearest, sq_dist(p), out=nearest)
         nearest.index_fill_(0, p.view(1), -math.inf)  # selected: never the farthest again
         p = nearest.argmax()
@@ -216,9 +218,16 @@ def scores_from_order(order: Tensor, num_samples: int) -> Tensor:
         [0.75, 0.0, 1.0, 0.0]
     """
     check_int("num_samples", num_samples, 1)
-    order = check_vector("order", order, floating=False)
+    order = check_vector("order", order, floating=False).to(torch.int64)
     if order.numel() > num_samples:
         raise ValueError(f"order has {order.numel()} entries, more than num_samples={num_samples}")
+    lo, hi = int(order.min()), int(order.max())
+    if lo < 0 or hi >= num_samples:
+        raise ValueError(
+            f"order must hold indices in [0, {num_samples}), got {lo if lo < 0 else hi}"
+        )
+    if order.unique().numel() != order.numel():
+        raise ValueError("order must hold distinct indices")
     j = torch.arange(order.numel(), device=order.device, dtype=torch.float64)
     scores = torch.zeros(num_samples, device=order.device)
     return scores.index_copy_(0, order, ((num_samples - j) / num_samples).float())

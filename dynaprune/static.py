@@ -35,8 +35,13 @@ def class_quotas(class_sizes: Tensor, num_keep: int) -> Tensor:
         >>> class_quotas(torch.tensor([5, 3, 2]), 5).tolist()
         [3, 1, 1]
     """
-    sizes = class_sizes.to(torch.int64)
+    sizes = check_vector("class_sizes", class_sizes, floating=False).to(torch.int64)
+    if int(sizes.min()) < 0:
+        raise ValueError(f"class_sizes must be >= 0, got {int(sizes.min())}")
     n = int(sizes.sum())
+    check_int("num_keep", num_keep, 0)
+    if num_keep > n:
+        raise ValueError(f"num_keep must be <= the number of samples {n}, got {num_keep}")
     share = sizes * num_keep
     quota, remainder = share // n, share % n
     left = num_keep - int(quota.sum())

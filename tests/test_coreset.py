@@ -142,6 +142,10 @@ def test_bad_arguments_are_rejected():
         herding_scores(LINE, labels=torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="order has 3 entries, more than num_samples=2"):
         scores_from_order(torch.arange(3), 2)
+    with pytest.raises(ValueError, match=r"order must hold indices in \[0, 3\), got 5"):
+        scores_from_order(torch.tensor([0, 5]), 3)
+    with pytest.raises(ValueError, match="order must hold distinct indices"):
+        scores_from_order(torch.tensor([1, 1]), 3)
     with pytest.raises(ValueError, match="model has no nn.Linear"):
         embeddings(nn.Identity(), [(LINE, torch.zeros(4))])
     with pytest.raises(TypeError, match="layer must be an nn.Module, got str"):

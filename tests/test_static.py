@@ -65,6 +65,15 @@ def test_class_quotas_are_proportional_with_largest_remainders(sizes, k, expecte
     assert quota.tolist() == expected and int(quota.sum()) == k
 
 
+def test_class_quotas_reject_impossible_budgets():
+    with pytest.raises(ValueError, match="num_keep must be <= the number of samples 5, got 6"):
+        class_quotas(torch.tensor([2, 3]), 6)
+    with pytest.raises(ValueError, match="num_keep must be an integer >= 0, got -1"):
+        class_quotas(torch.tensor([2, 3]), -1)
+    with pytest.raises(ValueError, match="class_sizes must be >= 0, got -2"):
+        class_quotas(torch.tensor([-2, 3]), 1)
+
+
 def test_class_balanced_keeps_each_class_share_of_its_highest_scores():
     labels = torch.tensor([3, 3, 3, 3, 3, 3, -1, -1, -1, -1])  # any integer labels
     scores = torch.tensor([0.0, 1, 2, 3, 4, 5, 9, 8, 7, 6])
