@@ -1,4 +1,4 @@
-"""Argument checks shared by the sampler, its schedule and its checkpoints.
+"""Argument checks shared by the sampler, its schedule, its checkpoints and the static scores.
 
 One rule per kind of argument, so that a check says the same thing wherever it runs: a value of
 the wrong kind of number, or out of range, is a ``ValueError``; an object of the wrong kind
@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from dynaprune.policies import PruningPolicy, Selection, make_policy
 
@@ -25,8 +26,10 @@ __all__ = [
     "check_index_tensor",
     "check_indices",
     "check_losses",
+    "check_positive_float",
     "check_process_group",
     "check_selection",
+    "check_vector",
     "check_weight_tensor",
     "resolve_device",
     "resolve_length",
@@ -230,3 +233,29 @@ def _describe(value: Any) -> str:
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite number ``> 0``, else raise ValueError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_vector(name: str, value: Any, *, floating: bool) -> Tensor:
+    """Return ``value`` as a 1-D tensor of floating (or integer) dtype, else raise TypeError or
+    ValueError naming the argument."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != 1 or value.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D tensor, got shape {tuple(value.shape)}")
+    kind_ok = value.is_floating_point() if floating else not value.is_floating_point()
+    if not kind_ok or value.dtype == torch.bool or value.is_complex():
+        kind = "a floating-point" if floating else "an integer"
+        raise TypeError(f"{name} must have {kind} dtype, got {value.dtype}")
+    return value
