@@ -13,9 +13,10 @@ import yaml
 
 from benchmarks.data import load_data
 from benchmarks.environment import collect_environment, write_environment
+from benchmarks.figures import plot
 from benchmarks.grid import RunSpec, build_grid
 from benchmarks.loaders import normalize
-from benchmarks.report import append_run, load_results, plot, summarize, write_summary
+from benchmarks.report import append_run, load_results, summarize, write_summary
 from benchmarks.train import (
     PRESSURE_WARNING,
     EpochRecord,
@@ -37,6 +38,7 @@ OUTPUT_FILES = (
     "summary.md",
     "accuracy_vs_time.png",
     "accuracy_vs_keep.png",
+    "delta_vs_budget.png",
 )
 
 

@@ -21,6 +21,8 @@ import torch
 __all__ = ["IMAGE_SUFFIXES", "DataBundle", "add_label_noise", "list_image_folder", "load_data"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# train images, train labels, test images, test labels, number of classes
+_Splits = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]
 _SPLIT_SEED = 0  # subsets and the digits test split are fixed, independent of the run seed
 
 
@@ -120,7 +122,7 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, i
     )
 
 
-def _torchvision_cifar(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
+def _torchvision_cifar(name: str, root: Path, download: bool) -> _Splits:
     import torchvision
 
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
@@ -162,7 +164,7 @@ def decode_image(path: str, image_size: int | None) -> np.ndarray:
     with Image.open(path) as img:
         img = img.convert("RGB")
         if image_size is not None and img.size != (image_size, image_size):
-            img = img.resize((image_size, image_size), Image.BILINEAR)
+            img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
         return np.array(img, dtype=np.uint8)  # a writable copy, as torch.from_numpy wants
 
 
@@ -181,9 +183,7 @@ def _decode_split(
     return x, torch.tensor([label for _, label in files]), classes
 
 
-def _image_folder_cached(
-    root: Path, cache: Path, image_size: int | None
-) -> tuple[torch.Tensor, ...]:
+def _image_folder_cached(root: Path, cache: Path, image_size: int | None) -> _Splits:
     key = hashlib.sha1(f"{root.resolve()}|{image_size}".encode()).hexdigest()[:12]
     path = cache / f"imagefolder-{root.name}-{key}.pt"
     if path.is_file():

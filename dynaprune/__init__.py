@@ -4,6 +4,7 @@ Each epoch, train only on the samples that still matter, chosen from per-sample 
 statistics kept on the training device.
 """
 
+from dynaprune.forgetting import ForgettingTracker
 from dynaprune.policies import (
     POLICIES,
     EpsilonGreedyPolicy,
@@ -16,6 +17,8 @@ from dynaprune.policies import (
 )
 from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
 from dynaprune.sampler import DynamicPruningSampler
+from dynaprune.scores import ScoreResult
+from dynaprune.static import StaticPolicy
 from dynaprune.statistics import LossStatistics
 
 __version__ = "0.1.0"
@@ -24,13 +27,16 @@ __all__ = [
     "POLICIES",
     "DynamicPruningSampler",
     "EpsilonGreedyPolicy",
+    "ForgettingTracker",
     "ImportancePolicy",
     "InfoBatchPolicy",
     "LossStatistics",
     "PoolTopPolicy",
     "PruningPolicy",
+    "ScoreResult",
     "Selection",
     "SoftPolicy",
+    "StaticPolicy",
     "UCBPolicy",
     "UniformPolicy",
     "make_policy",

@@ -30,6 +30,8 @@ from dynaprune.distributed import shard_length, shard_order
 from dynaprune.policies import PruningPolicy
 from dynaprune.statistics import LossStatistics
 
+_TRUSTED_MODULES = ("dynaprune.policies", "dynaprune.published", "dynaprune.static")
+
 __all__ = ["EpochPlan", "Match", "Sharding"]
 
 
@@ -115,8 +117,9 @@ class EpochPlan:
         """Plan ``epoch``: ``num_keep`` samples chosen by ``policy``, or all of them in random
         order when ``num_keep`` is ``None``.
 
-        The built-in policies (those of :mod:`dynaprune.policies`) are trusted to return
-        distinct in-range indices; any other policy's selection is checked.
+        The built-in policies (those of :mod:`dynaprune.policies`, :mod:`dynaprune.published`
+        and :mod:`dynaprune.static`) are trusted to return distinct in-range indices; any other
+        policy's selection is checked.
 
         Raises:
             TypeError: if a policy's ``select`` returns no :class:`~dynaprune.Selection` of
@@ -129,7 +132,7 @@ class EpochPlan:
             order = torch.randperm(n, generator=generator, device=device)
             return cls(epoch, order, None, num_samples=n, sharding=sharding)
         selection = policy.select(stats, num_keep, generator)
-        trusted = type(policy).__module__ == PruningPolicy.__module__
+        trusted = type(policy).__module__ in _TRUSTED_MODULES
         order, weights = check_selection(selection, policy, num_keep, n, device, full=not trusted)
         if not selection.shuffled:
             perm = torch.randperm(order.numel(), generator=generator, device=device)

@@ -41,7 +41,7 @@ __all__ = ["ImportancePolicy", "InfoBatchPolicy", "PoolTopPolicy"]
 def _scores(stats: LossStatistics) -> tuple[Tensor, Tensor, int]:
     """The moving-average loss, the mask of samples with nothing known (unseen or NaN), and
     its count."""
-    unknown = (stats.count == 0) | stats.mean.isnan()
+    unknown = (stats.seen == 0) | stats.mean.isnan()
     return stats.mean, unknown, int(unknown.count_nonzero())
 
 

@@ -60,9 +60,10 @@ __all__ = [
 
 @torch.no_grad()
 def _el2n_batch(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    logits = model(x)
-    error = logits.softmax(1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
-    return error.norm(dim=1)
+    logits: Tensor = model(x)
+    error: Tensor = logits.softmax(1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    norm: Tensor = error.norm(dim=1)
+    return norm
 
 
 def el2n_scores(

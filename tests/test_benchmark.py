@@ -141,6 +141,59 @@ def test_summary_speedup_and_time_to_target() -> None:
     assert by["soft"]["target_reached"] == "0/1" and math.isnan(by["soft"]["time_to_target_mean"])
 
 
+def test_annealing_methods_match_the_budget_of_the_others() -> None:
+    cfg = quick(**{"pruning.keep_ratios": [0.3, 0.5], "train.epochs": 16})
+    size = cfg["train"]["batch_size"]
+    for keep in (0.3, 0.5):
+        plain = make_sampler(RunSpec("uniform", keep, 0, 16), 1000, cfg)
+        for method in ("infobatch", "uniform+anneal", "importance+anneal"):
+            sampler = make_sampler(RunSpec(method, keep, 0, 16), 1000, cfg)
+            assert sampler.anneal_epochs == 16 - math.ceil(0.875 * 16) == 2
+            samples = sum(sampler.epoch_length(e) for e in range(16))
+            assert abs(samples - sum(plain.epoch_length(e) for e in range(16))) <= 16
+            steps = sampler.total_steps(batch_size=size, epochs=16)
+            assert abs(steps - plain.total_steps(batch_size=size, epochs=16)) <= 16
+    assert make_sampler(RunSpec("infobatch", 0.5, 0, 16), 1000, cfg).stats.momentum == 0.0
+
+
+def test_paired_deltas_and_missing_full() -> None:
+    results = [
+        _result("full-same-budget", 0.5, [70.0], 5.0),
+        _result("uniform", 0.5, [71.0], 5.0),
+        _result("pool_top", 0.5, [69.5], 5.0),
+    ]
+    rows = {r["method"]: r for r in summarize(results, target_drop=0.5)}  # no full: no crash
+    assert rows["uniform"]["delta_vs_budget"] == pytest.approx(1.0)
+    assert rows["pool_top"]["delta_vs_budget"] == pytest.approx(-0.5)
+    assert rows["pool_top"]["delta_vs_uniform"] == pytest.approx(-1.5)
+    assert math.isnan(rows["uniform"]["speedup"])
+
+
+def test_bad_anneal_budget_and_label_noise_are_named() -> None:
+    with pytest.raises(ValueError, match=r"method 'uniform\+anneal' at keep ratio 0\.1"):
+        quick(**{"pruning.policies": ["uniform+anneal"], "pruning.keep_ratios": [0.1]})
+    with pytest.raises(ValueError, match=r"unknown policy 'uniform\+warmup'"):
+        quick(**{"pruning.policies": ["uniform+warmup"]})
+    with pytest.raises(ValueError, match=r"data\.label_noise must be a number in \[0, 1\), got 1"):
+        quick(**{"data.label_noise": 1})
+    with pytest.raises(ValueError, match=r"train\.eval_every must be an integer >= 1, got 0"):
+        quick(**{"train.eval_every": 0})
+
+
+def test_label_noise_is_fixed_symmetric_and_spares_the_test_set() -> None:
+    from benchmarks.data import load_data
+
+    data_cfg = quick()["data"]
+    clean = load_data(data_cfg)
+    noisy = load_data({**data_cfg, "label_noise": 0.2, "label_noise_seed": 3})
+    again = load_data({**data_cfg, "label_noise": 0.2, "label_noise_seed": 3})
+    wrong = noisy.train_y != clean.train_y
+    assert int(wrong.sum()) == round(0.2 * len(clean.train_y))
+    assert torch.equal(noisy.train_y, again.train_y)
+    assert torch.equal(noisy.test_y, clean.test_y)
+    assert noisy.train_y.min() >= 0 and noisy.train_y.max() < clean.num_classes
+
+
 def _about_load(warning: str) -> bool:
     """Whether a run's warning is about the machine's load rather than the run."""
     return warning.startswith("CPU pressure")
@@ -177,6 +230,8 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
         "--loader",
         loader,
         "--no-progress",
+        "--eval-every",
+        "2" if loop == "plain" else "1",
     ]
     assert main(args) == 0
 
@@ -199,7 +254,10 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
         ("soft", 0.5),
     ]
     assert all(10.0 < float(r["test_acc_mean"]) <= 100.0 for r in rows)  # above chance (10 classes)
-    curves = _floats(out / "curves.csv", ("epoch", "samples", "train_seconds", "test_acc"))
+    curves = _floats(out / "curves.csv", ("epoch", "samples", "train_seconds"))
+    for point in curves:  # evaluated after every second epoch in the plain loop, and the last
+        skipped = loop == "plain" and point["epoch"] == "0"
+        assert math.isnan(float(point["test_acc"])) == skipped
     runs = _floats(
         out / "runs.csv", ("steps", "planned_steps", "final_acc", "train_seconds", "total_seconds")
     )
@@ -215,7 +273,7 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
     )
     assert budget["steps"] == pruned["steps"]  # the same number of optimizer steps, on all the data
     assert "| full | 1 |" in (out / "summary.md").read_text()
-    for figure in ("accuracy_vs_time.png", "accuracy_vs_keep.png"):
+    for figure in ("accuracy_vs_time.png", "accuracy_vs_keep.png", "delta_vs_budget.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     env = json.loads((out / "environment.json").read_text())
     assert env["versions"]["torch"] == torch.__version__.split("+")[0] and env["device"] == "cpu"

@@ -1,0 +1,142 @@
+"""Figures of one invocation: accuracy against training time, against keep ratio, and the
+paired difference of each method to ``full-same-budget`` (the same budget on all the data)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import _mean, _rank, _std, paired_deltas
+from benchmarks.train import RunResult
+
+__all__ = ["plot"]
+
+_STYLE = {  # one colour per method in both figures; baselines dashed
+    "full": ("black", "--"),
+    "full-same-budget": ("grey", "--"),
+    "uniform": ("C0", "-"),
+    "epsilon_greedy": ("C1", "-"),
+    "ucb": ("C2", "-"),
+    "soft": ("C3", "-"),
+    "infobatch": ("C4", "-"),
+    "pool_top": ("C5", "-"),
+    "importance": ("C6", "-"),
+}
+
+
+def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> list[Path]:
+    """Writes ``accuracy_vs_time.png`` (one panel per keep ratio) and ``accuracy_vs_keep.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = _mean_curves(results)
+    ratios = sorted({k for (m, k) in curves if m != "full"}) or [1.0]
+    fig, axes = plt.subplots(
+        1, len(ratios), figsize=(5 * len(ratios), 4), sharey=True, squeeze=False
+    )
+    for ax, keep in zip(axes[0], ratios, strict=True):
+        for (method, k), (xs, ys) in sorted(curves.items(), key=lambda kv: _rank(kv[0][0])):
+            if method == "full" or k == keep:
+                colour, line = _STYLE.get(method, (None, "-"))
+                ax.plot(xs, ys, marker=".", label=method, color=colour, linestyle=line)
+        ax.set(title=f"keep ratio {keep:g}", xlabel="training time (s), evaluation excluded")
+        ax.grid(alpha=0.3)
+    # the interesting part is near the end; the first epochs would squash it
+    finals = [r["test_acc_mean"] for r in rows]
+    axes[0][0].set_ylim(max(0.0, min(finals) - 10.0), min(100.5, max(finals) + 2.0))
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    paths = [
+        out / "accuracy_vs_time.png",
+        out / "accuracy_vs_keep.png",
+        out / "delta_vs_budget.png",
+    ]
+    fig.savefig(paths[0], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    full = next((r for r in rows if r["method"] == "full"), None)
+    if full is not None:
+        mean, std = full["test_acc_mean"], full["test_acc_std"]
+        ax.axhline(mean, color="black", linestyle=":", label="full (± std)")
+        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
+    methods = sorted({r["method"] for r in rows} - {"full"}, key=_rank)
+    for i, method in enumerate(methods):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["keep_ratio"])
+        shift = 0.008 * (i - (len(methods) - 1) / 2)  # side by side, so error bars stay apart
+        colour, line = _STYLE.get(method, (None, "-"))
+        ax.errorbar(
+            [r["keep_ratio"] + shift for r in mine],
+            [r["test_acc_mean"] for r in mine],
+            yerr=[r["test_acc_std"] for r in mine],
+            marker="o",
+            capsize=3,
+            label=method,
+            color=colour,
+            linestyle=line,
+        )
+    ax.set(
+        xlabel="keep ratio", ylabel="final test accuracy (%)", title="accuracy against keep ratio"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(paths[1], dpi=120)
+    plt.close(fig)
+    _plot_deltas(plt, results, paths[2])
+    return paths
+
+
+def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
+    """Per keep ratio, each method's final accuracy minus ``full-same-budget``'s, seed by seed
+    (dots) and their mean ± std (bar): the question "better than fewer epochs on all data?"."""
+    pairs = sorted(
+        {(r.spec.method, r.spec.keep_ratio) for r in results if r.spec.pruned},
+        key=lambda mk: (mk[1], _rank(mk[0])),
+    )
+    ratios = sorted({k for _, k in pairs})
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(ratios)),
+        figsize=(4.5 * max(1, len(ratios)), 3.8),
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, keep in zip(axes[0], ratios, strict=False):
+        methods = [m for m, k in pairs if k == keep]
+        for x, method in enumerate(methods):
+            deltas = paired_deltas(results, method, keep, "full-same-budget")
+            if not deltas:
+                continue
+            colour, _ = _STYLE.get(method, (None, "-"))
+            ax.bar(x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3)
+            ax.plot([x] * len(deltas), deltas, "k.", markersize=4)
+        ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+        ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+        ax.set(title=f"keep ratio {keep:g}")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("Δ final accuracy vs full-same-budget (pt)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _mean_curves(
+    results: list[RunResult],
+) -> dict[tuple[str, float], tuple[list[float], list[float]]]:
+    """Seed-averaged (time, accuracy) per epoch; runs of one method share their epoch count."""
+    grouped: dict[tuple[str, float], list[RunResult]] = {}
+    for r in results:
+        grouped.setdefault((r.spec.method, r.spec.keep_ratio), []).append(r)
+    curves = {}
+    for key, runs in grouped.items():
+        n = min(len(r.curve) for r in runs)
+        xs = [_mean([r.curve[i].train_seconds for r in runs]) for i in range(n)]
+        ys = [_mean([r.curve[i].test_acc for r in runs]) for i in range(n)]
+        evaluated = [i for i in range(n) if not math.isnan(ys[i])]
+        curves[key] = ([xs[i] for i in evaluated], [ys[i] for i in evaluated])
+    return curves
