@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sized
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -19,18 +19,24 @@ from torch import Tensor
 
 from dynaprune.policies import PruningPolicy, Selection, make_policy
 
+if TYPE_CHECKING:
+    from dynaprune.distributed import Sharding
+
 __all__ = [
     "check_bool",
+    "check_choice",
     "check_count",
     "check_fraction",
     "check_index_tensor",
     "check_indices",
     "check_losses",
+    "check_plan_fits",
     "check_positive_float",
     "check_process_group",
     "check_selection",
     "check_vector",
     "check_weight_tensor",
+    "must_follow",
     "resolve_device",
     "resolve_length",
     "resolve_policy",
@@ -48,6 +54,13 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be a bool, got {value!r}")
     return value
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; the message lists them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value  # type: ignore[no-any-return]
 
 
 def check_fraction(name: str, value: Any, *, open_low: bool, open_high: bool) -> float:
@@ -129,6 +142,20 @@ def resolve_device(device: Any) -> torch.device:
         elif resolved.index >= count:
             raise ValueError(f"device={device!r} but this machine has {count} CUDA devices")
     return resolved
+
+
+def must_follow(device: torch.device, current: torch.device, *, fixed: bool) -> bool:
+    """Whether statistics on ``current`` must move to the ``device`` of new losses; an error if
+    their device is ``fixed``. An unindexed device matches any index of its type."""
+    index, here = device.index, current.index
+    if device.type == current.type and (index is None or here is None or index == here):
+        return False
+    if fixed:
+        raise ValueError(
+            f"losses are on {device}, but the statistics live on {current}; "
+            "pass losses from one device (or move the sampler with .to(device))"
+        )
+    return True
 
 
 def check_losses(losses: Any) -> torch.Tensor:
@@ -233,6 +260,30 @@ def _describe(value: Any) -> str:
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def check_plan_fits(
+    epoch: int, size: int, expected: int | None, saved: tuple[int, bool], sharding: Sharding
+) -> None:
+    """A mid-epoch checkpoint's plan of ``size`` samples, saved sharded over ``saved``
+    (``num_replicas``, ``drop_last``), fits this sampler's ``expected`` size and ``sharding``."""
+    replicas, drop_last = saved
+    if expected is not None and size != expected:
+        raise ValueError(
+            f"state_dict stopped mid-way through epoch {epoch} of {size} samples, but this "
+            f"sampler's epoch {epoch} has {expected}: resume with the same keep_ratio, "
+            "warmup_epochs and anneal_epochs"
+        )
+    if replicas != sharding.num_replicas:
+        raise ValueError(
+            f"state_dict stopped mid-epoch with num_replicas={replicas}, but this sampler has "
+            f"{sharding.num_replicas}; resume mid-epoch on as many ranks"
+        )
+    if drop_last != sharding.drop_last:
+        raise ValueError(
+            f"state_dict stopped mid-epoch with drop_last={drop_last}, but this sampler has "
+            f"drop_last={sharding.drop_last}; resume mid-epoch with the same drop_last"
+        )
 
 
 def check_positive_float(name: str, value: Any) -> float:

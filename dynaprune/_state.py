@@ -1,9 +1,9 @@
-"""Reading a :class:`~dynaprune.DynamicPruningSampler` checkpoint back, validated.
+"""Writing a :class:`~dynaprune.DynamicPruningSampler` checkpoint and reading it back, validated.
 
-The sampler's state has a small header (version, data set size, epoch, ranks, device) around
-the statistics' state and the current epoch's plan; each part validates itself
-(:meth:`LossStatistics.check_state_dict`, :meth:`EpochPlan.from_state`). Everything is checked
-before anything is changed, so a refused state leaves the sampler as it was.
+The sampler's state (:func:`sampler_state`) has a small header (version, data set size, epoch,
+ranks, device) around the statistics' state and the current epoch's plan; each part validates
+itself (:meth:`LossStatistics.check_state_dict`, :meth:`EpochPlan.from_state`). Everything is
+checked before anything is changed, so a refused state leaves the sampler as it was.
 """
 
 from __future__ import annotations
@@ -16,14 +16,34 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from dynaprune._checks import check_count, resolve_device
-from dynaprune.plan import EpochPlan, Sharding
+from dynaprune.distributed import Sharding
+from dynaprune.plan import EpochPlan
 
 if TYPE_CHECKING:
     from dynaprune.sampler import DynamicPruningSampler
 
-__all__ = ["STATE_VERSION", "RestoredState", "load_sampler_state"]
+__all__ = ["STATE_VERSION", "RestoredState", "load_sampler_state", "sampler_state"]
 
 STATE_VERSION = 1
+
+
+def sampler_state(sampler: DynamicPruningSampler, plan: EpochPlan | None) -> dict[str, Any]:
+    """The checkpoint of ``sampler``, whose current epoch's plan is ``plan``.
+
+    It saves the statistics as they are: the sampler merges the ranks' statistics first.
+    """
+    return {
+        "version": STATE_VERSION,
+        "num_samples": sampler.num_samples,
+        "keep_ratio": sampler.keep_ratio,
+        "seed": sampler.seed,
+        "policy": repr(sampler.policy),
+        "num_replicas": sampler.num_replicas,
+        "device_type": sampler.stats.device.type,
+        "epoch": sampler.epoch,
+        "stats": sampler.stats.state_dict(),
+        "plan": None if plan is None else plan.state_dict(),
+    }
 
 
 @dataclass

@@ -15,6 +15,7 @@ whatever the backend's summation order. Integers stay integers; floats travel as
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -23,12 +24,22 @@ from torch import Tensor
 from dynaprune.statistics import LossStatistics
 
 __all__ = [
+    "Sharding",
     "all_reduce_statistics",
     "merge_epoch",
     "resolve_replicas",
     "shard_length",
     "shard_order",
 ]
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How an epoch is split across ranks, as :class:`~torch.utils.data.DistributedSampler`."""
+
+    num_replicas: int = 1
+    rank: int = 0
+    drop_last: bool = False
 
 
 def resolve_replicas(
@@ -130,12 +141,17 @@ def merge_epoch(
     epoch: int,
     num_replicas: int,
     group: dist.ProcessGroup | None = None,
-) -> None:
+) -> bool:
     """:func:`all_reduce_statistics` after checking that ``group`` has ``num_replicas`` ranks.
+
+    Returns:
+        Whether it merged: without an initialised process group it does nothing.
 
     Raises:
         ValueError: if the group's size differs: the sums would mix the wrong ranks.
     """
+    if not (dist.is_available() and dist.is_initialized()):
+        return False
     world = dist.get_world_size(group)
     if world != num_replicas:
         raise ValueError(
@@ -143,3 +159,4 @@ def merge_epoch(
             "pass process_group= the data-parallel group whose ranks share each epoch"
         )
     all_reduce_statistics(stats, owned, epoch, group)
+    return True

@@ -11,9 +11,9 @@ writes itself to a checkpoint and, with its own validation, reads itself back.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -23,25 +23,17 @@ from dynaprune._checks import (
     check_bool,
     check_count,
     check_index_tensor,
+    check_plan_fits,
     check_selection,
     check_weight_tensor,
 )
-from dynaprune.distributed import shard_length, shard_order
+from dynaprune.distributed import Sharding, shard_length, shard_order
 from dynaprune.policies import PruningPolicy
 from dynaprune.statistics import LossStatistics
 
 _TRUSTED_MODULES = ("dynaprune.policies", "dynaprune.published", "dynaprune.static")
 
 __all__ = ["EpochPlan", "Match", "Sharding"]
-
-
-@dataclass(frozen=True)
-class Sharding:
-    """How an epoch is split across ranks, as :class:`~torch.utils.data.DistributedSampler`."""
-
-    num_replicas: int = 1
-    rank: int = 0
-    drop_last: bool = False
 
 
 class Match(NamedTuple):
@@ -72,6 +64,7 @@ class EpochPlan:
         owned: with several ranks, bool mask of the samples this rank records; else ``None``.
         updates: batches matched; equal on every rank in data-parallel training.
         merged_updates: value of ``updates`` at the last merge across ranks.
+        restored: whether the plan comes from a checkpoint and was not handed off since.
     """
 
     def __init__(
@@ -99,6 +92,7 @@ class EpochPlan:
         self.cursor = cursor
         self.updates = 0
         self.merged_updates = 0
+        self.restored = False
         self._weight_table: Tensor | None = None
         self._iterators: weakref.WeakSet[Iterator[int]] = weakref.WeakSet()
 
@@ -152,6 +146,26 @@ class EpochPlan:
         """Whether an iteration over this plan is open (created, not exhausted nor closed)."""
         return any(getattr(it, "gi_frame", None) is not None for it in self._iterators)
 
+    def continues(self, epoch: int) -> bool:
+        """Whether a new iteration of ``epoch`` continues this plan rather than plan it again.
+
+        It does for a plan of that epoch that was :attr:`restored` from a checkpoint, that has no
+        losses recorded yet (a peek), or whose iteration is open mid-epoch. Planning an epoch
+        again after its losses were recorded warns: ``set_epoch`` was not called.
+        """
+        if epoch != self.epoch:
+            return False
+        if self.restored or self.updates == 0 or (self.iterating and self.remaining > 0):
+            return True
+        warnings.warn(
+            f"epoch {self.epoch} is planned a second time after its losses were recorded: "
+            "call sampler.set_epoch(epoch) before each epoch, or every epoch draws from the "
+            "same random stream (with policy='uniform', the same subset)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+
     def hand_off(self) -> Iterator[int]:
         """The shard from the cursor on, as Python ints for the DataLoader.
 
@@ -160,6 +174,7 @@ class EpochPlan:
         """
         iterator = _ints(self.shard[self.cursor :])
         self._iterators.add(iterator)
+        self.restored = False
         return iterator
 
     # ----------------------------------------------------------------- matching losses
@@ -197,10 +212,23 @@ class EpochPlan:
         self.updates += 1
         return match
 
-    def next_weights(self, size: int) -> Tensor | None:
-        """Weights of the next ``size`` shard entries, without advancing."""
-        pos = self.positions(size)
-        return None if self.shard_weights is None else self.shard_weights[pos]
+    def record(self, stats: LossStatistics, losses: Tensor, indices: Tensor | None) -> Tensor:
+        """Match a batch's ``losses`` (:meth:`match`), record them in ``stats``, and return
+        their mean, weighted by the plan's weights, keeping the autograd graph."""
+        match = self.match(losses.shape[0], indices)
+        stats.update(match.indices, losses, self.epoch, match.valid, unique=match.unique)
+        w = match.weights
+        return losses.mean() if w is None else (losses * w.to(losses.dtype)).mean()
+
+    def next_weights(self, size: int, indices: Tensor | None = None) -> Tensor:
+        """Weights of the next ``size`` losses (of ``indices``, if given), without advancing:
+        ones unless the policy re-weights."""
+        if indices is not None:
+            weights = self.weights_of(indices)
+        else:
+            pos = self.positions(size)
+            weights = None if self.shard_weights is None else self.shard_weights[pos]
+        return torch.ones(size, device=self.shard.device) if weights is None else weights
 
     def weights_of(self, indices: Tensor) -> Tensor | None:
         """Weights of arbitrary samples (1 for those not in the plan), or ``None``."""
@@ -293,7 +321,7 @@ class EpochPlan:
         saved_policy = state.get("policy")
         if cursor < saved_length:  # stopped mid-epoch: it must continue as it was planned
             expected = None if epoch_size is None else epoch_size(epoch)
-            _check_fits(epoch, order.numel(), expected, replicas, drop_last, sharding)
+            check_plan_fits(epoch, order.numel(), expected, (replicas, drop_last), sharding)
             if saved_policy is not None and saved_policy != policy:
                 raise ValueError(
                     f"{where} stopped mid-way through epoch {epoch}, planned by {saved_policy}, "
@@ -309,35 +337,10 @@ class EpochPlan:
             policy=saved_policy if isinstance(saved_policy, str) else None,
         )
         plan.cursor = cursor if cursor < saved_length else plan.shard.numel()
+        plan.restored = True
         return plan
 
 
 def _ints(order: Tensor) -> Iterator[int]:
     for chunk in order.cpu().split(1 << 16):
         yield from chunk.tolist()
-
-
-def _check_fits(
-    epoch: int,
-    size: int,
-    expected: int | None,
-    replicas: int,
-    drop_last: bool,
-    sharding: Sharding,
-) -> None:
-    if expected is not None and size != expected:
-        raise ValueError(
-            f"state_dict stopped mid-way through epoch {epoch} of {size} samples, but this "
-            f"sampler's epoch {epoch} has {expected}: resume with the same keep_ratio, "
-            "warmup_epochs and anneal_epochs"
-        )
-    if replicas != sharding.num_replicas:
-        raise ValueError(
-            f"state_dict stopped mid-epoch with num_replicas={replicas}, but this sampler has "
-            f"{sharding.num_replicas}; resume mid-epoch on as many ranks"
-        )
-    if drop_last != sharding.drop_last:
-        raise ValueError(
-            f"state_dict stopped mid-epoch with drop_last={drop_last}, but this sampler has "
-            f"drop_last={sharding.drop_last}; resume mid-epoch with the same drop_last"
-        )

@@ -1,11 +1,9 @@
 """The drop-in sampler: each epoch, train on the samples that still matter.
 
-:class:`DynamicPruningSampler` is a :class:`torch.utils.data.Sampler` over a map-style data
-set. Before every epoch it asks its policy for exactly ``round(keep_ratio * N)`` samples
-(warm-up and final annealing epochs use them all), shuffles them with a generator seeded from
-``(seed, epoch)``, and yields this rank's shard. :meth:`DynamicPruningSampler.update` records
-each batch's per-sample losses in device-resident statistics without a host sync, and returns
-the loss to backpropagate.
+:class:`DynamicPruningSampler` conducts; its parts do the work: the size of each epoch
+(:mod:`~dynaprune.schedule`), the epoch's subset, order, shard and loss matching
+(:mod:`~dynaprune.plan`), the per-sample statistics on the device (:mod:`~dynaprune.statistics`),
+merging ranks (:mod:`~dynaprune.distributed`) and checkpoints (:mod:`~dynaprune._state`).
 """
 
 from __future__ import annotations
@@ -22,30 +20,24 @@ from torch.utils.data import Sampler
 
 from dynaprune._checks import (
     check_bool,
+    check_choice,
     check_count,
     check_indices,
     check_losses,
     check_process_group,
+    must_follow,
     resolve_device,
     resolve_length,
     resolve_policy,
 )
-from dynaprune._state import STATE_VERSION, load_sampler_state
-from dynaprune.distributed import merge_epoch, resolve_replicas
-from dynaprune.plan import EpochPlan, Sharding
+from dynaprune._state import load_sampler_state, sampler_state
+from dynaprune.distributed import Sharding, merge_epoch, resolve_replicas
+from dynaprune.plan import EpochPlan
 from dynaprune.policies import PruningPolicy
-from dynaprune.schedule import EpochSchedule
-from dynaprune.statistics import LossStatistics
+from dynaprune.schedule import EpochSchedule, epoch_generator
+from dynaprune.statistics import NONFINITE_MODES, LossStatistics
 
 __all__ = ["DynamicPruningSampler"]
-
-_NONFINITE_MODES = ("warn", "raise", "ignore")
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    # Mixed with odd constants, so that nearby (seed, epoch) pairs do not share a stream the
-    # way seed + epoch does (seed 0, epoch 1 and seed 1, epoch 0).
-    return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
 
 
 class DynamicPruningSampler(Sampler[int]):
@@ -68,25 +60,21 @@ class DynamicPruningSampler(Sampler[int]):
         device: where the statistics live. By default they start on the CPU and move, once, to
             the device of the first losses passed to :meth:`update`.
         momentum: weight of the old value in each sample's moving loss average, in ``[0, 1)``.
-        nonfinite: what to do, at the next epoch boundary, about NaN or infinite losses skipped
-            during an epoch: ``"warn"``, ``"raise"`` (a ``FloatingPointError``, on every rank)
-            or ``"ignore"``.
+        nonfinite: what to do at the next epoch boundary about NaN or infinite losses skipped in
+            an epoch: ``"warn"``, ``"raise"`` (``FloatingPointError``, all ranks) or ``"ignore"``.
         process_group: the data-parallel group whose ranks share each epoch, for runs that
             also shard the model (default: the whole world).
 
-    Iterating the sampler plans the epoch set by :meth:`set_epoch`. Iterating it again in the
-    middle of that epoch (a second DataLoader, a ``next(iter(loader))`` peek) continues the
-    epoch after the last recorded batch instead of planning it again; iterating again once
-    the epoch's losses were recorded, without :meth:`set_epoch`, plans the same epoch again
-    and warns.
+    Iterating the sampler plans the epoch set by :meth:`set_epoch`. Iterating again in the middle
+    of that epoch (a second DataLoader, a ``next(iter(loader))`` peek) continues it after the
+    last recorded batch; iterating again once the epoch's losses were recorded, without
+    :meth:`set_epoch`, plans the same epoch again and warns.
 
     Attributes:
         stats: the :class:`~dynaprune.statistics.LossStatistics`.
-        schedule: the :class:`~dynaprune.schedule.EpochSchedule` (warm-up, pruned and
-            annealing epochs and their sizes).
-        timings: cumulative host seconds spent in selection (``select_seconds``) and in
-            :meth:`update` (``update_seconds``); on CUDA the latter is launch time, since the
-            per-step work runs asynchronously.
+        schedule: the :class:`~dynaprune.schedule.EpochSchedule` (phases and epoch sizes).
+        timings: cumulative host seconds in selection (``select_seconds``) and :meth:`update`
+            (``update_seconds``; on CUDA, launch time: the per-step work runs asynchronously).
 
     Example:
         >>> sampler = DynamicPruningSampler(10, keep_ratio=0.5, policy="ucb", seed=0)
@@ -118,24 +106,19 @@ class DynamicPruningSampler(Sampler[int]):
         n = resolve_length(data_source)
         self.schedule = EpochSchedule(n, keep_ratio, warmup_epochs, anneal_epochs, total_epochs)
         self.seed = check_count("seed", seed)
-        if nonfinite not in _NONFINITE_MODES:
-            raise ValueError(
-                f"nonfinite must be one of {list(_NONFINITE_MODES)}, got {nonfinite!r}"
-            )
+        self.nonfinite = check_choice("nonfinite", nonfinite, NONFINITE_MODES)
         self.drop_last = check_bool("drop_last", drop_last)
         self.policy = resolve_policy(policy)
         self.process_group = check_process_group(process_group)
         # Validates what was given; the rest comes from the process group at each epoch.
         resolve_replicas(num_replicas, rank, process_group, require_rank=False)
         self._replicas_arg = (num_replicas, rank, process_group)
-        self.nonfinite = nonfinite
         self._device_fixed = device is not None
         self.stats = LossStatistics(n, momentum, resolve_device(device))
         self.epoch = 0
         self._warned_no_group = False
         self.timings = {"select_seconds": 0.0, "update_seconds": 0.0}
         self._plan: EpochPlan | None = None
-        self._restored = False
 
     # ----------------------------------------------------------------- epochs and lengths
     num_samples = property(lambda self: self.schedule.num_samples, doc="Samples in the data set.")
@@ -186,8 +169,8 @@ class DynamicPruningSampler(Sampler[int]):
             batch_size: the DataLoader's batch size.
             epochs: epochs in the run; defaults to ``total_epochs``, and may not exceed it.
             drop_last: the DataLoader's ``drop_last``.
-            accumulate_grad_batches: batches per optimizer step; a partial group at the end of
-                an epoch still steps, as in Lightning.
+            accumulate_grad_batches: batches per optimizer step; an epoch's last, partial group
+                still steps, as in Lightning.
 
         Example:
             >>> s = DynamicPruningSampler(1000, 0.5, warmup_epochs=1, total_epochs=3)
@@ -216,82 +199,47 @@ class DynamicPruningSampler(Sampler[int]):
     @property
     def resuming(self) -> bool:
         """Whether a restored plan waits to be continued by the next iteration."""
-        return self._restored
+        return self._plan is not None and self._plan.restored
 
     def __iter__(self) -> Iterator[int]:
         plan = self._plan
-        if plan is None or plan.epoch != self.epoch or not self._continues(plan):
+        if plan is None or not plan.continues(self.epoch):
             plan = self._plan = self._new_plan(self.epoch)
-        self._restored = False
         return plan.hand_off()
-
-    def _continues(self, plan: EpochPlan) -> bool:
-        """Whether an iteration of the planned epoch continues its plan rather than re-plan."""
-        if self._restored or plan.updates == 0:
-            return True  # a checkpoint's epoch, or one with nothing recorded yet (a peek)
-        if plan.iterating and plan.remaining > 0:
-            return True  # a second iteration in the middle of the epoch
-        warnings.warn(
-            f"epoch {plan.epoch} is planned a second time after its losses were recorded: "
-            "call sampler.set_epoch(epoch) before each epoch, or every epoch draws from the "
-            "same random stream (with policy='uniform', the same subset)",
-            UserWarning,
-            stacklevel=3,
-        )
-        return False
 
     def _new_plan(self, epoch: int) -> EpochPlan:
         sharding = Sharding(self.num_replicas, self.rank, self.drop_last)
-        if self.epoch_length(epoch) == 0:
-            raise ValueError(
-                f"epoch {epoch} keeps {self.epoch_size(epoch)} samples, fewer than the "
-                f"{sharding.num_replicas} ranks, so drop_last=True leaves every rank none; "
-                "raise keep_ratio or set drop_last=False"
-            )
+        self.schedule.check_shardable(epoch, sharding.num_replicas, self.drop_last)
         start = time.perf_counter()
         self.synchronize()
-        self._report_nonfinite()
-        seed = _epoch_seed(self.seed, epoch)
+        if self._plan is not None:  # the finished epoch's non-finite losses, over all ranks
+            self.stats.report_nonfinite(self.nonfinite, self._plan.epoch, stacklevel=4)
         plan = EpochPlan.create(
             epoch,
             stats=self.stats,
             policy=self.policy,
             num_keep=self.num_keep if self.is_pruned(epoch) else None,
-            generator=torch.Generator(device=self.stats.device).manual_seed(seed),
+            generator=epoch_generator(self.seed, epoch, self.stats.device),
             sharding=sharding,
         )
         self.timings["select_seconds"] += time.perf_counter() - start
         return plan
 
-    def _report_nonfinite(self) -> None:
-        if self.nonfinite == "ignore" or self._plan is None:
-            return
-        # With "raise" the count stays, so that every later attempt raises too.
-        skipped = self.stats.pop_nonfinite(reset=self.nonfinite != "raise")
-        if skipped:
-            msg = (
-                f"{skipped} non-finite per-sample losses in epoch {self._plan.epoch} were not "
-                "recorded in the statistics"
-            )
-            if self.nonfinite == "raise":
-                raise FloatingPointError(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=4)
-
     def synchronize(self) -> None:
         """Merge the ranks' statistics of the current epoch so far (a collective).
 
-        The next epoch's planning calls it, and so does :meth:`state_dict`; call it yourself to
-        read merged statistics mid-epoch. With one replica, or nothing new to merge, it does
-        nothing. Every rank must have called :meth:`update` equally often (as data-parallel
-        training does), since that count decides whether the collective runs.
+        Planning the next epoch and :meth:`state_dict` call it; call it to read merged statistics
+        mid-epoch. With one replica, or nothing new to merge, it does nothing. Every rank must
+        have called :meth:`update` equally often (as in data-parallel training): that count
+        decides whether the collective runs.
         """
         plan = self._plan
         if plan is None or plan.owned is None or not plan.unmerged:
             return
         plan.mark_merged()
-        if dist.is_available() and dist.is_initialized():
-            merge_epoch(self.stats, plan.owned, plan.epoch, self.num_replicas, self.process_group)
-        elif not self._warned_no_group:
+        if merge_epoch(self.stats, plan.owned, plan.epoch, self.num_replicas, self.process_group):
+            return
+        if not self._warned_no_group:
             self._warned_no_group = True
             warnings.warn(
                 f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
@@ -302,10 +250,8 @@ class DynamicPruningSampler(Sampler[int]):
 
     # ----------------------------------------------------------------- feedback
     def to(self, device: torch.device | str) -> DynamicPruningSampler:
-        """Move the statistics and the epoch's plan to ``device`` and keep them there.
-
-        Later losses must come from that device.
-        """
+        """Move the statistics and the epoch's plan to ``device`` and keep them there: later
+        losses must come from that device."""
         resolved = resolve_device(device)
         self.stats.to(resolved)
         if self._plan is not None:
@@ -313,23 +259,20 @@ class DynamicPruningSampler(Sampler[int]):
         self._device_fixed = True
         return self
 
-    def _ensure_device(self, device: torch.device) -> None:
-        if _same_device(device, self.stats.device):
-            return
-        if self._device_fixed:
-            raise ValueError(
-                f"losses are on {device}, but the statistics live on {self.stats.device}; "
-                "pass losses from one device (or move the sampler with .to(device))"
-            )
-        self.to(device)
-
-    def _current_plan(self) -> EpochPlan:
+    def _batch(
+        self, size: int, indices: Tensor | None, device: torch.device | None
+    ) -> tuple[EpochPlan, Tensor | None]:
+        """The current plan and the batch's checked indices; the statistics follow ``device``."""
+        if device is not None and must_follow(device, self.stats.device, fixed=self._device_fixed):
+            self.to(device)
         if self._plan is None:
             raise RuntimeError(
                 "update() was called before the sampler was iterated; iterate the DataLoader "
                 "that holds this sampler first"
             )
-        return self._plan
+        if indices is None:
+            return self._plan, None
+        return self._plan, check_indices(indices, size, self.num_samples, self.stats.device)
 
     def batch_weights(self, batch: Tensor | int, indices: Tensor | None = None) -> Tensor:
         """Loss weights of the next batch, without recording anything.
@@ -342,20 +285,12 @@ class DynamicPruningSampler(Sampler[int]):
         Returns:
             A 1-D tensor of weights: ones unless the policy re-weights (``soft``).
         """
-        if isinstance(batch, Tensor):
-            size = batch.shape[0]
-            self._ensure_device(batch.device)
-        else:
+        if not isinstance(batch, Tensor):
             size = check_count("batch", batch, 1)
-        plan = self._current_plan()
-        if indices is None:
-            weights = plan.next_weights(size)
-        else:
-            idx = check_indices(indices, size, self.num_samples, self.stats.device)
-            weights = plan.weights_of(idx)
-        if weights is None:
-            weights = torch.ones(size, device=self.stats.device)
-        return weights.to(batch.dtype) if isinstance(batch, Tensor) else weights
+            plan, idx = self._batch(size, indices, None)
+            return plan.next_weights(size, idx)
+        plan, idx = self._batch(batch.shape[0], indices, batch.device)
+        return plan.next_weights(batch.shape[0], idx).to(batch.dtype)
 
     def update(self, losses: Tensor, indices: Tensor | None = None) -> Tensor:
         """Record a batch's per-sample losses and return the loss to backpropagate.
@@ -365,8 +300,7 @@ class DynamicPruningSampler(Sampler[int]):
                 grad. Non-finite entries are not recorded, only counted.
             indices: the samples' indices. Without them, losses are matched to this epoch's
                 order, batch after batch, as the DataLoader delivers it. With several ranks,
-                losses of samples outside this rank's shard are not recorded (they belong to
-                the rank that owns them).
+                losses of samples outside this rank's shard are left to the rank that owns them.
 
         Returns:
             The mean of ``losses`` (weighted by :meth:`batch_weights` for re-weighting
@@ -374,29 +308,17 @@ class DynamicPruningSampler(Sampler[int]):
         """
         start = time.perf_counter()
         losses = check_losses(losses)
-        self._ensure_device(losses.device)
-        plan = self._current_plan()
-        size = losses.shape[0]
-        idx = None
-        if indices is not None:
-            idx = check_indices(indices, size, self.num_samples, self.stats.device)
-        match = plan.match(size, idx)
-        self.stats.update(match.indices, losses, plan.epoch, match.valid, unique=match.unique)
-        weights = match.weights
-        loss = losses.mean() if weights is None else (losses * weights.to(losses.dtype)).mean()
+        plan, idx = self._batch(losses.shape[0], indices, losses.device)
+        loss = plan.record(self.stats, losses, idx)
         self.timings["update_seconds"] += time.perf_counter() - start
         return loss
 
     def summary(self) -> dict[str, float]:
-        """Figures of the current epoch, for logging (reads device values: once per epoch).
-
-        ``kept_fraction`` of the data set trained on this epoch; ``seen_samples``, distinct
-        samples trained on so far; ``processed_samples``, updates recorded so far;
-        ``score_mean`` and ``score_q10``/``q50``/``q90`` of the moving-average losses of
-        samples with a recorded loss; ``nonfinite_skipped``, non-finite losses not recorded
-        since the last epoch boundary (over all ranks after :meth:`synchronize`; cumulative
-        with ``nonfinite="ignore"``, which never resets it).
-        """
+        """Figures of the current epoch, for logging (reads device values: once per epoch):
+        ``kept_fraction`` of the data set trained on this epoch, and ``seen_samples``,
+        ``processed_samples``, ``score_mean``, ``score_q10``/``q50``/``q90`` and
+        ``nonfinite_skipped`` (over all ranks after :meth:`synchronize`), described at
+        :meth:`LossStatistics.summary <dynaprune.statistics.LossStatistics.summary>`."""
         kept = self.epoch_size(self.epoch) / self.num_samples
         return {"kept_fraction": kept, **self.stats.summary()}
 
@@ -404,35 +326,21 @@ class DynamicPruningSampler(Sampler[int]):
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: statistics, epoch and the current epoch's plan.
 
-        With several ranks this first merges their statistics (:meth:`synchronize`), so every
-        rank must call it, as Lightning does when it saves a checkpoint: call it on every rank
-        and save the result on rank 0.
+        With several ranks this first merges their statistics (:meth:`synchronize`): call it on
+        every rank, as Lightning does, and save the result on rank 0.
         """
         self.synchronize()
-        return {
-            "version": STATE_VERSION,
-            "num_samples": self.num_samples,
-            "keep_ratio": self.keep_ratio,
-            "seed": self.seed,
-            "policy": repr(self.policy),
-            "num_replicas": self.num_replicas,
-            "device_type": self.stats.device.type,
-            "epoch": self.epoch,
-            "stats": self.stats.state_dict(),
-            "plan": None if self._plan is None else self._plan.state_dict(),
-        }
+        return sampler_state(self, self._plan)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output, validated; nothing changes if it is refused.
 
-        A state saved at an epoch boundary continues exactly as the uninterrupted run. A state
-        saved during an epoch, up to and including its last batch, resumes that epoch's plan
-        after the last recorded batch: the next iteration of the same epoch yields only the
-        samples not yet recorded (none, if all were).
-
-        The statistics go to the device they were saved from when this sampler's device is not
-        fixed yet, since the random draws of the next epochs depend on the device's generator.
-        The configuration (keep ratio, policy, seed, ...) is this sampler's own: an epoch-boundary
+        A state saved at an epoch boundary continues exactly as the uninterrupted run. One saved
+        during an epoch (up to and including its last batch) resumes that epoch's plan: the next
+        iteration of the same epoch yields only the samples not yet recorded (none, if all were).
+        The statistics go to the device they were saved from unless this sampler's device is
+        fixed, since the next epochs' random draws depend on the device's generator. The
+        configuration (keep ratio, policy, seed, ...) is this sampler's own: an epoch-boundary
         state may be continued with another one.
 
         Raises:
@@ -446,8 +354,3 @@ class DynamicPruningSampler(Sampler[int]):
             self.to(restored.device)
         self.stats.load_state_dict(restored.stats)
         self.epoch, self._plan = restored.epoch, restored.plan
-        self._restored = restored.plan is not None
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)

@@ -3,7 +3,8 @@
 A run has three phases: ``warmup_epochs`` on the full data set, pruned epochs of exactly
 ``round(keep_ratio * N)`` samples, and ``anneal_epochs`` on the full data set at the end
 (which needs ``total_epochs``). Lengths are known before any epoch runs, so learning-rate
-schedules can be built once (:meth:`EpochSchedule.total_steps`).
+schedules can be built once (:meth:`EpochSchedule.total_steps`). Each epoch draws from its own
+random stream, seeded from ``(seed, epoch)`` (:func:`epoch_generator`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+
 from dynaprune._checks import check_bool, check_count, check_fraction
 from dynaprune.distributed import shard_length
 
-__all__ = ["EpochSchedule"]
+__all__ = ["EpochSchedule", "epoch_generator"]
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` for every random choice of ``epoch``."""
+    # Mixed with odd constants, so that nearby (seed, epoch) pairs do not share a stream the
+    # way seed + epoch does (seed 0, epoch 1 and seed 1, epoch 0).
+    mixed = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
+    return torch.Generator(device=device).manual_seed(mixed)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,15 @@ class EpochSchedule:
     def epoch_length(self, epoch: int, num_replicas: int = 1, drop_last: bool = False) -> int:
         """Samples one of ``num_replicas`` ranks yields in ``epoch`` (padding counted)."""
         return shard_length(self.epoch_size(epoch), num_replicas, drop_last)
+
+    def check_shardable(self, epoch: int, num_replicas: int, drop_last: bool) -> None:
+        """Raise ``ValueError`` if ``drop_last`` leaves every rank without a sample in ``epoch``."""
+        if self.epoch_length(epoch, num_replicas, drop_last) == 0:
+            raise ValueError(
+                f"epoch {epoch} keeps {self.epoch_size(epoch)} samples, fewer than the "
+                f"{num_replicas} ranks, so drop_last=True leaves every rank none; "
+                "raise keep_ratio or set drop_last=False"
+            )
 
     def total_steps(
         self,

@@ -27,6 +27,7 @@ Non-finite losses are masked on the device and only counted; their samples still
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +35,9 @@ import torch
 from torch import Tensor
 
 __all__ = ["LossStatistics"]
+
+#: What a sampler does about non-finite losses at an epoch boundary.
+NONFINITE_MODES = ("warn", "raise", "ignore")
 
 _FIELDS = ("mean", "var", "count", "seen")
 _FLOAT32_MAX = torch.finfo(torch.float32).max
@@ -180,10 +184,35 @@ class LossStatistics:
             self.nonfinite_merged.zero_()
         return n
 
+    def report_nonfinite(self, mode: str, epoch: int, *, stacklevel: int = 2) -> None:
+        """At an epoch boundary, act on the non-finite losses skipped in ``epoch``.
+
+        ``mode`` is one of :data:`NONFINITE_MODES`: ``"warn"`` warns and resets the count,
+        ``"raise"`` raises a ``FloatingPointError`` and keeps the count, so that every later
+        attempt raises too, and ``"ignore"`` does nothing (the count keeps growing). Reads a
+        device value: call it once per epoch.
+        """
+        if mode == "ignore":
+            return
+        skipped = self.pop_nonfinite(reset=mode != "raise")
+        if skipped:
+            msg = (
+                f"{skipped} non-finite per-sample losses in epoch {epoch} were not recorded in "
+                "the statistics"
+            )
+            if mode == "raise":
+                raise FloatingPointError(msg)
+            warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel)
+
     def summary(self) -> dict[str, float]:
-        """``seen_samples``, ``processed_samples``, and ``score_mean`` and
-        ``score_q10``/``q50``/``q90`` of the moving-average losses of samples with a recorded
-        loss; ``nonfinite_skipped``. Reads device values: call it once per epoch."""
+        """Figures for logging. Reads device values: call it once per epoch.
+
+        ``seen_samples``, distinct samples trained on so far; ``processed_samples``, updates
+        recorded so far; ``score_mean`` and ``score_q10``/``q50``/``q90`` of the moving-average
+        losses of samples with a recorded loss; ``nonfinite_skipped``, non-finite losses not
+        recorded since the last reset (for a sampler: since the last epoch boundary, cumulative
+        with ``nonfinite="ignore"``, which never resets it).
+        """
         recorded = self.count > 0
         scores = self.mean[recorded]
         if scores.numel() > 1 << 20:  # quantile's input limit; a strided sample is plenty
