@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.grid import RunSpec
 from benchmarks.train import EpochRecord, RunResult
+from dynaprune import POLICIES
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -71,17 +72,7 @@ RUN_COLUMNS = (
     "cpu_pressure",
     "warnings",
 )
-_ORDER = (
-    "full",
-    "full-same-budget",
-    "uniform",
-    "epsilon_greedy",
-    "ucb",
-    "soft",
-    "infobatch",
-    "pool_top",
-    "importance",
-)
+_ORDER = ("full", "full-same-budget", *POLICIES)
 
 
 def _mean(values: list[float]) -> float:

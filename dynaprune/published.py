@@ -31,8 +31,9 @@ import math
 import torch
 from torch import Tensor
 
+from dynaprune._checks import check_fraction
 from dynaprune._select import random_subset, shuffled_indices, top_k_mask
-from dynaprune.policies import PruningPolicy, Selection, _check_fraction
+from dynaprune.policies import PruningPolicy, Selection
 from dynaprune.statistics import LossStatistics
 
 __all__ = ["ImportancePolicy", "InfoBatchPolicy", "PoolTopPolicy"]
@@ -157,12 +158,8 @@ class ImportancePolicy(PruningPolicy):
     """
 
     def __init__(self, mix: float = 0.5) -> None:
-        self.mix = _check_fraction("mix", mix)
-        if self.mix == 0.0:
-            raise ValueError(
-                "mix must be > 0: samples with a near-zero loss would get unbounded weights, "
-                f"got {mix!r}"
-            )
+        # mix = 0 would give samples with a near-zero loss unbounded weights
+        self.mix = check_fraction("mix", mix, open_low=True, open_high=False)
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples

@@ -132,8 +132,8 @@ def test_importance_before_any_loss_is_uniform_with_weight_one() -> None:
         (lambda: PoolTopPolicy(pool_factor=0.5), r"pool_factor must be a finite number >= 1"),
         (lambda: PoolTopPolicy(pool_factor=math.inf), r"pool_factor .* got inf"),
         (lambda: PoolTopPolicy(pool_factor=True), r"pool_factor .* got True"),
-        (lambda: ImportancePolicy(mix=0.0), r"mix must be > 0.*got 0\.0"),
-        (lambda: ImportancePolicy(mix=1.5), r"mix must be a number in \[0, 1\], got 1\.5"),
+        (lambda: ImportancePolicy(mix=0.0), r"mix must be in \(0, 1\], got 0\.0"),
+        (lambda: ImportancePolicy(mix=1.5), r"mix must be in \(0, 1\], got 1\.5"),
     ],
 )
 def test_bad_arguments(factory, match: str) -> None:
