@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks.grid import split_method
 from benchmarks.report import _mean, _rank, _std, paired_deltas
 from benchmarks.train import RunResult
 
@@ -112,8 +113,12 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
             deltas = paired_deltas(results, method, keep, "full-same-budget")
             if not deltas:
                 continue
-            colour, _ = _STYLE.get(method, (None, "-"))
-            ax.bar(x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3)
+            base, anneals = split_method(method)
+            colour, _ = _STYLE.get(base, (None, "-"))
+            hatch = "//" if anneals and base != "infobatch" else None
+            ax.bar(
+                x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3, hatch=hatch
+            )
             ax.plot([x] * len(deltas), deltas, "k.", markersize=4)
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
         ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
