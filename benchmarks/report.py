@@ -230,8 +230,8 @@ def _rank(method: str) -> int:
     return _ORDER.index(method) if method in _ORDER else len(_ORDER)
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+def _fmt(value: float, digits: int = 2, sign: str = "") -> str:
+    return "n/a" if math.isnan(value) else f"{value:{sign}.{digits}f}"
 
 
 def _delta(mean: float, std: float) -> str:
@@ -257,25 +257,30 @@ def write_summary(
     for r in rows:
         reached, total = r["target_reached"].split("/")
         to_target = "never" if reached == "0" else _fmt(r["time_to_target_mean"], 1)
+        speedup = "n/a" if math.isnan(r["speedup"]) else f"{r['speedup']:.2f}x"
         if reached not in ("0", total):
             to_target += f" ({r['target_reached']} seeds)"
         lines.append(
             f"| {r['method']} | {r['keep_ratio']:g} "
             f"| {r['test_acc_mean']:.2f} ± {r['test_acc_std']:.2f} "
-            f"| {r['best_acc_mean']:.2f} ± {r['best_acc_std']:.2f} | {r['acc_delta']:+.2f} "
+            f"| {r['best_acc_mean']:.2f} ± {r['best_acc_std']:.2f} "
+            f"| {_fmt(r['acc_delta'], sign='+')} "
             f"| {r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f} "
             f"| {r['total_seconds_mean']:.1f} | {r['samples_processed']:,.0f} "
-            f"| {r['speedup']:.2f}x ({r['ideal_speedup']:.2f}x) | {to_target} "
+            f"| {speedup} ({r['ideal_speedup']:.2f}x) | {to_target} "
             f"| {_fmt(100 * r['dynaprune_share'], 1)}% "
             f"| {_delta(r['delta_vs_budget'], r['delta_vs_budget_std'])} "
             f"| {_delta(r['delta_vs_uniform'], r['delta_vs_uniform_std'])} |"
         )
-    lines += [
-        "",
-        f"Time to target: training seconds until the test accuracy first reaches {target:.2f}% "
-        "(full's mean final accuracy minus the configured drop).",
-        *notes,
-    ]
+    lines.append("")
+    if math.isnan(target):
+        lines.append("No `full` run in this folder: no Δ vs full, speedup or time to target.")
+    else:
+        lines.append(
+            f"Time to target: training seconds until the test accuracy first reaches "
+            f"{target:.2f}% (full's mean final accuracy minus the configured drop)."
+        )
+    lines += notes
     markdown = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(markdown)
     return markdown
