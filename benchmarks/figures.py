@@ -97,7 +97,7 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
     (dots) and their mean ± std (bar): the question "better than fewer epochs on all data?"."""
     pairs = sorted(
         {(r.spec.method, r.spec.keep_ratio) for r in results if r.spec.pruned},
-        key=lambda mk: (mk[1], _rank(mk[0])),
+        key=lambda mk: (mk[1], _rank(split_method(mk[0])[0]), mk[0]),
     )
     ratios = sorted({k for _, k in pairs})
     fig, axes = plt.subplots(
