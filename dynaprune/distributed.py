@@ -15,6 +15,7 @@ whatever the backend's summation order. Integers stay integers; floats travel as
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,7 @@ __all__ = [
     "resolve_replicas",
     "shard_length",
     "shard_order",
+    "warn_unmerged",
 ]
 
 
@@ -160,3 +162,13 @@ def merge_epoch(
         )
     all_reduce_statistics(stats, owned, epoch, group)
     return True
+
+
+def warn_unmerged(num_replicas: int, stacklevel: int) -> None:
+    """Warn that ranks without a process group keep apart statistics (and may diverge)."""
+    warnings.warn(
+        f"num_replicas={num_replicas} but torch.distributed is not initialised: "
+        "each rank keeps its own statistics, and ranks may choose different subsets",
+        RuntimeWarning,
+        stacklevel=stacklevel + 1,
+    )

@@ -9,7 +9,6 @@ merging ranks (:mod:`~dynaprune.distributed`) and checkpoints (:mod:`~dynaprune.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
@@ -31,7 +30,7 @@ from dynaprune._checks import (
     resolve_policy,
 )
 from dynaprune._state import load_sampler_state, sampler_state
-from dynaprune.distributed import Sharding, merge_epoch, resolve_replicas
+from dynaprune.distributed import Sharding, merge_epoch, resolve_replicas, warn_unmerged
 from dynaprune.plan import EpochPlan
 from dynaprune.policies import PruningPolicy
 from dynaprune.schedule import EpochSchedule, epoch_generator
@@ -48,8 +47,7 @@ class DynamicPruningSampler(Sampler[int]):
         keep_ratio: share of the data set kept in a pruned epoch, in ``(0, 1]``; ``1`` trains on
             all of it. A pruned epoch keeps exactly ``round(keep_ratio * N)`` samples.
         policy: a name in :data:`dynaprune.policies.POLICIES` or a
-            :class:`~dynaprune.policies.PruningPolicy`. The default, ``"uniform"``, is the rule
-            no loss-driven policy beat at equal cost in the project's benchmark (README).
+            :class:`~dynaprune.policies.PruningPolicy`; ``"uniform"`` won the README's benchmark.
         seed: seeds every random choice together with the epoch.
         warmup_epochs: first epochs that use the full data set.
         anneal_epochs: last epochs that use the full data set; needs ``total_epochs``.
@@ -238,16 +236,11 @@ class DynamicPruningSampler(Sampler[int]):
         if plan is None or plan.owned is None or not plan.unmerged:
             return
         plan.mark_merged()
-        if merge_epoch(self.stats, plan.owned, plan.epoch, self.num_replicas, self.process_group):
-            return
-        if not self._warned_no_group:
+        group = self.process_group
+        merged = merge_epoch(self.stats, plan.owned, plan.epoch, self.num_replicas, group)
+        if not merged and not self._warned_no_group:  # once per sampler
             self._warned_no_group = True
-            warnings.warn(
-                f"num_replicas={self.num_replicas} but torch.distributed is not initialised: "
-                "each rank keeps its own statistics, and ranks may choose different subsets",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            warn_unmerged(self.num_replicas, stacklevel=3)
 
     # ----------------------------------------------------------------- feedback
     def to(self, device: torch.device | str) -> DynamicPruningSampler:
