@@ -78,15 +78,9 @@ def iter_batches(loader: Batches, device: torch.device) -> Iterator[tuple[Tensor
         yield idx, x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def build_model(
-    model_factory: ModelFactory, seed: int, device: torch.device | str | None
-) -> nn.Module:
-    """Call the factory with the global RNG seeded to ``seed`` inside ``fork_rng``, so the
-    caller's RNG state is restored afterwards."""
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
-        model = model_factory()
+def build_model(model_factory: ModelFactory, device: torch.device | str | None) -> nn.Module:
+    """Call the factory (inside :func:`average_runs`' seeded run) and move the model."""
+    model = model_factory()
     if not isinstance(model, nn.Module):
         raise TypeError(f"model_factory must return an nn.Module, got {type(model).__name__}")
     return model if device is None else model.to(device)
@@ -166,12 +160,23 @@ def check_common(
         check_count("num_samples", num_samples, 1)
 
 
-def average_runs(runs: int, one_run: Callable[[int], Tensor]) -> ScoreResult:
-    """Mean of ``one_run(run)`` over ``runs``, timed to the end of the device's work."""
+def average_runs(runs: int, seed: int, one_run: Callable[[int], Tensor]) -> ScoreResult:
+    """Mean of ``one_run(run)`` over ``runs``, timed to the end of the device's work.
+
+    Each run executes with the global RNG forked (``torch.random.fork_rng``) and seeded to
+    ``seed + run``: a model factory's default initialisation and training randomness such as
+    dropout draw from the global RNG and take no local generator, so this is what makes a run
+    reproducible. The caller's RNG state is restored after every run.
+    """
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     start = time.perf_counter()
-    total = one_run(0)
-    for run in range(1, runs):
-        total = total + one_run(run)
+    total: Tensor | None = None
+    for run in range(runs):
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed + run)
+            scores = one_run(run)
+        total = scores if total is None else total + scores
+    assert total is not None  # runs >= 1, checked by check_common
     result = total / runs
     if result.device.type == "cuda":
         torch.cuda.synchronize(result.device)

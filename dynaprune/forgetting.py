@@ -171,7 +171,7 @@ def forgetting_scores(
     n = num_samples
 
     def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, seed + run, device)
+        model = build_model(model_factory, device)
         tracker = ForgettingTracker(n, model_device(model))
 
         def record(idx: Tensor, logits: Tensor, y: Tensor) -> None:
@@ -180,4 +180,4 @@ def forgetting_scores(
         train_epochs(model, loader, epochs, optimizer or default_optimizer, cross_entropy, record)
         return tracker.scores()
 
-    return average_runs(runs, one_run)
+    return average_runs(runs, seed, one_run)

@@ -14,12 +14,14 @@ took. Rank with :class:`dynaprune.static.StaticPolicy`. Forgetting events are in
   curvature ``mean_v ||grad_x l(x + h v) - grad_x l(x)|| / h`` over Rademacher directions ``v``.
 
 What every function needs: ``model_factory()`` returns a fresh ``nn.Module`` mapping a batch of
-inputs to logits (a ``LightningModule`` works); it is called under ``torch.random.fork_rng``
-after ``torch.manual_seed(seed + run)``, so runs are reproducible and the caller's global RNG
-is left untouched. ``loader`` yields ``(x, y)`` batches in data set order, or
-``(indices, x, y)`` in any order (e.g. a shuffled ``DataLoader`` over a data set that returns its
-index). It is iterated once per training epoch and once per scoring pass; ``train_loader``
-(same format) replaces it for training, e.g. to train with augmentation and score without.
+inputs to logits (a ``LightningModule`` works). Each run (model construction, training and
+scoring) executes under ``torch.random.fork_rng`` with the global RNG seeded to ``seed + run``:
+module initialisation and dropout take no local generator, so this makes runs reproducible,
+and the caller's global RNG state is restored afterwards. ``loader`` yields ``(x, y)`` batches
+in data set order, or ``(indices, x, y)`` in any order (e.g. a shuffled ``DataLoader`` over a
+data set that returns its index). It is iterated once per training epoch and once per scoring
+pass; ``train_loader`` (same format) replaces it for training, e.g. to train with augmentation
+and score without.
 Scores are computed in eval mode and returned on the model's device.
 """
 
@@ -103,12 +105,12 @@ def el2n_scores(
     check_common(model_factory, epochs, runs, seed, num_samples, 0)
 
     def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, seed + run, device)
+        model = build_model(model_factory, device)
         train = loader if train_loader is None else train_loader
         train_epochs(model, train, epochs, optimizer or default_optimizer, cross_entropy)
         return score_pass(model, loader, _el2n_batch, num_samples)
 
-    return average_runs(runs, one_run)
+    return average_runs(runs, seed, one_run)
 
 
 def _grand_batch(chunk_size: int | None) -> Callable[[nn.Module, Tensor, Tensor], Tensor]:
@@ -172,12 +174,12 @@ def grand_scores(
         check_count("chunk_size", chunk_size, 1)
 
     def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, seed + run, device)
+        model = build_model(model_factory, device)
         train = loader if train_loader is None else train_loader
         train_epochs(model, train, epochs, optimizer or default_optimizer, cross_entropy)
         return score_pass(model, loader, _grand_batch(chunk_size), num_samples)
 
-    return average_runs(runs, one_run)
+    return average_runs(runs, seed, one_run)
 
 
 def _curvature_batch(
@@ -258,11 +260,11 @@ def low_curvature_scores(
     loss = cross_entropy if loss_fn is None else loss_fn
 
     def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, seed + run, device)
+        model = build_model(model_factory, device)
         train = loader if train_loader is None else train_loader
         train_epochs(model, train, epochs, optimizer or default_optimizer, loss)
         generator = torch.Generator(device=model_device(model)).manual_seed(seed + run)
         fn = _curvature_batch(loss, directions, h, temperature, generator)
         return score_pass(model, loader, fn, num_samples)
 
-    return average_runs(runs, one_run)
+    return average_runs(runs, seed, one_run)
