@@ -180,6 +180,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     _validate_data(data)
     _validate_device(train["device"])
     _int(cfg, "data.num_workers", 0)
+    _int(cfg, "data.label_noise_seed", 0)
     for key in ("train.epochs", "train.batch_size", "train.eval_batch_size", "train.eval_every"):
         _int(cfg, key, 1)
     if train["threads"] is not None:
@@ -201,10 +202,6 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: "
                 f"{list(POLICIES)}, each optionally with the suffix {ANNEAL_SUFFIX!r}"
             )
-        for keep in pruning["keep_ratios"] if isinstance(pruning["keep_ratios"], list) else ():
-            if isinstance(keep, (int, float)) and 0.0 < keep <= 1.0:
-                warmup, anneal = pruning["warmup_epochs"], pruning["anneal_epochs"]
-                method_phases(policy, keep, train["epochs"], warmup, anneal)
     ratios = pruning["keep_ratios"]
     if not isinstance(ratios, list) or not ratios:
         raise _fail("pruning.keep_ratios", ratios, "a non-empty list")
@@ -220,6 +217,10 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
             f"({pruning['anneal_epochs']}) must be smaller than train.epochs ({train['epochs']}), "
             "otherwise no epoch is pruned"
         )
+    warmup, anneal = pruning["warmup_epochs"], pruning["anneal_epochs"]
+    for policy in policies:  # an annealing method must fit its phases into the budget
+        for keep in pruning["keep_ratios"]:
+            method_phases(policy, keep, train["epochs"], warmup, anneal)
 
     baselines = bench["baselines"]
     if not isinstance(baselines, list):
@@ -272,9 +273,6 @@ def _validate_data(data: dict[str, Any]) -> None:
     noise = data["label_noise"]
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
         raise _fail("data.label_noise", noise, "a number in [0, 1)")
-    seed = data["label_noise_seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise _fail("data.label_noise_seed", seed, "an integer >= 0")
     for key in ("train_subset", "test_subset", "image_size"):
         value = data[key]
         if value is not None and (

@@ -98,7 +98,7 @@ def make_sampler(spec: RunSpec, num_samples: int, cfg: dict[str, Any]) -> Any:
         warmup_epochs=warmup,
         anneal_epochs=anneal,
         total_epochs=epochs,
-        momentum=0.0 if policy == "infobatch" else 0.5,
+        momentum=0.0 if policy == "infobatch" else 0.5,  # 0.5: the sampler's default
     )
 
 
