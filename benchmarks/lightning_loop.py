@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.train import Run, RunClock
+from dynaprune.lightning import batch_weights
 
 __all__ = ["BenchModule", "train_lightning"]
 
@@ -18,14 +19,16 @@ __all__ = ["BenchModule", "train_lightning"]
 class BenchModule(pl.LightningModule):
     """Wraps the model; returns per-sample losses for ``DynamicPruningCallback``.
 
-    For a policy that re-weights (``soft``) the loss is weighted with ``sampler.batch_weights``.
+    The loss is always weighted with :func:`dynaprune.lightning.batch_weights`, as the plain
+    loop's ``sampler.update`` weights it: ones for most policies, the policy's loss weights for
+    those that re-weight (``soft``, ``infobatch``, ``importance``). Every method pays the same
+    multiply, so the timings stay comparable.
     """
 
     def __init__(self, run: Run) -> None:
         super().__init__()
         self.model = run.model
         self.run = run
-        self.reweight = run.spec.method == "soft"
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -36,12 +39,7 @@ class BenchModule(pl.LightningModule):
         losses = F.cross_entropy(
             self.model(x), y, reduction="none", label_smoothing=self.run.label_smoothing
         )
-        if self.reweight:
-            from dynaprune.lightning import batch_weights
-
-            loss = (losses * batch_weights(self, losses)).mean()
-        else:
-            loss = losses.mean()
+        loss = (losses * batch_weights(self, losses)).mean()
         return {"loss": loss, "sample_losses": losses.detach()}
 
     def configure_optimizers(self) -> Any:

@@ -58,8 +58,9 @@ _SAMPLERS: weakref.WeakKeyDictionary[Any, DynamicPruningSampler] = weakref.WeakK
 def batch_weights(pl_module: Any, losses: Tensor) -> Tensor:
     """Loss weights of the current batch, for use inside ``training_step``.
 
-    With the ``soft`` policy, backpropagate ``(losses * batch_weights(self, losses)).mean()``;
-    with the other policies the weights are ones.
+    Backpropagate ``(losses * batch_weights(self, losses)).mean()``: the policies that re-weight
+    (``soft``, ``infobatch``, ``importance``) need it to stay unbiased, and for the others the
+    weights are ones, so the same ``training_step`` serves every policy.
 
     Args:
         pl_module: the LightningModule being trained with a :class:`DynamicPruningCallback`.

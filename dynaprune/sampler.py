@@ -277,7 +277,8 @@ class DynamicPruningSampler(Sampler[int]):
             indices: the batch's sample indices, if losses are not matched by position.
 
         Returns:
-            A 1-D tensor of weights: ones unless the policy re-weights (``soft``).
+            A 1-D tensor of weights: ones unless the policy re-weights (``soft``,
+            ``infobatch``, ``importance``).
         """
         if not isinstance(batch, Tensor):
             size = check_count("batch", batch, 1)

@@ -353,3 +353,34 @@ def test_streaming_path_matches_cached_tensors(tmp_path: Path) -> None:
     streamed, cached = (next(iter(loader)) for loader in loaders)
     assert torch.allclose(streamed[0], cached[0], atol=1e-5)
     assert streamed[1].tolist() == cached[1].tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize(("policy", "keep"), [("importance", 0.5), ("infobatch", 0.7)])
+def test_both_loops_apply_the_policy_loss_weights(policy: str, keep: float) -> None:
+    """The Lightning module weights the loss as ``sampler.update`` does in the plain loop.
+
+    Same seed, same device loader: both loops must end at the same parameters, and training
+    without the weights must not (so the weights were not all ones and the check can fail).
+    """
+    from benchmarks.data import load_data
+    from benchmarks.lightning_loop import train_lightning
+    from benchmarks.loaders import normalize
+    from benchmarks.train import RunClock, prepare_run, train_plain
+
+    cfg = quick(**{"data.loader": "device", "train.epochs": 3, "pruning.policies": [policy]})
+    data = load_data(cfg["data"])
+    device = torch.device("cpu")
+    test = (normalize(data.test_x, data.mean, data.std), data.test_y)
+    spec = RunSpec(policy, keep, 0, 3)
+    params = {}
+    for loop, train_fn in (("plain", train_plain), ("lightning", train_lightning)):
+        run = prepare_run(spec, cfg, data, device)
+        train_fn(run, RunClock(run, test, 256, eval_every=3))
+        params[loop] = torch.cat([p.detach().flatten() for p in run.model.parameters()])
+    run = prepare_run(spec, cfg, data, device)
+    run.sampler.batch_weights = lambda batch, indices=None: torch.ones_like(batch)  # type: ignore[method-assign]
+    run.sampler.update = lambda losses, indices=None: losses.mean()  # type: ignore[method-assign]
+    train_plain(run, RunClock(run, test, 256, eval_every=3))
+    unweighted = torch.cat([p.detach().flatten() for p in run.model.parameters()])
+    torch.testing.assert_close(params["lightning"], params["plain"], rtol=1e-4, atol=1e-5)
+    assert (unweighted - params["plain"]).abs().max() > 1e-3
