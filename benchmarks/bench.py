@@ -14,9 +14,10 @@ import yaml
 from benchmarks.data import load_data
 from benchmarks.environment import collect_environment, write_environment
 from benchmarks.figures import plot
-from benchmarks.grid import RunSpec, build_grid
+from benchmarks.grid import ANNEAL_SUFFIX, RunSpec, build_grid
 from benchmarks.loaders import normalize
 from benchmarks.report import append_run, load_results, summarize, write_summary
+from benchmarks.static_scores import StaticScorer, is_static
 from benchmarks.train import (
     PRESSURE_WARNING,
     EpochRecord,
@@ -114,6 +115,9 @@ def run_benchmark(
         _warm_up(cfg, data, device, test, train_fn)
         console.log(f"warmed up for {cfg['benchmark']['warmup_steps']} untimed steps")
 
+    scorer = None
+    if any(is_static(spec.method.removesuffix(ANNEAL_SUFFIX)) for spec in grid):
+        scorer = StaticScorer(cfg, data, device)
     results: list[RunResult] = []
     columns = (
         TextColumn("{task.description}"),
@@ -136,11 +140,12 @@ def run_benchmark(
                     info=f"acc {record.test_acc:5.2f}%  train {record.train_seconds:6.1f}s",
                 )
 
+            policy, scoring = _static_policy(spec, scorer, data, console)
             run_start = time.perf_counter()
-            run = prepare_run(spec, cfg, data, device)
+            run = prepare_run(spec, cfg, data, device, policy)
             clock = RunClock(run, test, train["eval_batch_size"], on_epoch, train["eval_every"])
             train_fn(run, clock)
-            result = clock.result(time.perf_counter() - run_start)
+            result = clock.result(time.perf_counter() - run_start + scoring, scoring)
             del run, clock  # frees the data copies and stops persistent workers before the next run
             gc.collect()
             append_run(out, result)
@@ -158,6 +163,24 @@ def run_benchmark(
     rows = write_report(out, cfg, results, str(device), echo=progress)
     console.log(f"results in {out} ({time.perf_counter() - started:.0f} s in all)")
     return rows
+
+
+def _static_policy(
+    spec: RunSpec, scorer: StaticScorer | None, data: Any, console: Any
+) -> tuple[Any, float]:
+    """A static method's policy over its scores and the scoring seconds; ``(None, 0)`` else."""
+    name = spec.method.removesuffix(ANNEAL_SUFFIX)
+    if scorer is None or not is_static(name):
+        return None, 0.0
+    from dynaprune import StaticPolicy
+
+    fresh = not scorer.cached(name, spec.seed)
+    scores, seconds = scorer.scores(name, spec.seed)
+    if fresh:
+        console.log(f"{name} seed {spec.seed}: scored in {seconds:.1f} s")
+    balanced = scorer.cfg["static"]["class_balanced"]
+    policy = StaticPolicy(scores, labels=data.train_y, class_balanced=balanced, seed=spec.seed)
+    return policy, seconds
 
 
 def write_report(

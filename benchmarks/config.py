@@ -78,6 +78,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0,
         "anneal_epochs": 0,
     },
+    "static": {  # scoring recipes of the static-* methods (benchmarks/static_scores.py)
+        "epochs": 2,  # training epochs before EL2N, curvature and the herding/k-center proxy
+        "runs": 2,  # EL2N runs and GraNd initialisations averaged
+        "grand_epochs": 0,  # GraNd at initialisation, as published
+        "grand_chunk_size": 256,  # samples per vmap chunk of GraNd's per-sample gradients
+        "forgetting_epochs": None,  # None: as many as train.epochs (a whole training run)
+        "curvature_directions": 10,
+        "class_balanced": True,  # every class keeps its share of the budget
+    },
     "benchmark": {
         "baselines": ["full", "full-same-budget"],
         "seeds": 3,  # a count (seeds 0..n-1) or an explicit list
@@ -167,6 +176,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
             (0, 1], a missing data root, an unknown dataset or model.
     """
     from benchmarks.grid import ANNEAL_SUFFIX, method_phases, split_method
+    from benchmarks.static_scores import STATIC_METHODS
     from dynaprune import POLICIES
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
@@ -197,10 +207,19 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(policies, list):
         raise _fail("pruning.policies", policies, "a list")
     for i, policy in enumerate(policies):
-        if not isinstance(policy, str) or split_method(policy)[0] not in POLICIES:
+        if not isinstance(policy, str) or split_method(policy)[0] not in (
+            *POLICIES,
+            *STATIC_METHODS,
+        ):
             raise ValueError(
                 f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: "
-                f"{list(POLICIES)}, each optionally with the suffix {ANNEAL_SUFFIX!r}"
+                f"{list(POLICIES)} and the static methods {list(STATIC_METHODS)}, each "
+                f"optionally with the suffix {ANNEAL_SUFFIX!r}"
+            )
+        if split_method(policy)[0] in STATIC_METHODS and data["streaming"]:
+            raise ValueError(
+                f"pruning.policies[{i}] {policy!r} needs the train split in memory: "
+                "data.streaming must be false"
             )
     ratios = pruning["keep_ratios"]
     if not isinstance(ratios, list) or not ratios:
@@ -231,7 +250,20 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"unknown baseline {name!r} in benchmark.baselines[{i}]; valid: {list(BASELINES)}"
             )
     bench["seeds"] = _seed_list(bench["seeds"])
+    _validate_static(cfg)
     return cfg
+
+
+def _validate_static(cfg: dict[str, Any]) -> None:
+    static = cfg["static"]
+    for key, minimum in (("epochs", 0), ("runs", 1), ("grand_epochs", 0)):
+        _int(cfg, f"static.{key}", minimum)
+    for key in ("grand_chunk_size", "forgetting_epochs"):
+        if static[key] is not None:
+            _int(cfg, f"static.{key}", 1)
+    _int(cfg, "static.curvature_directions", 1)
+    if not isinstance(static["class_balanced"], bool):
+        raise _fail("static.class_balanced", static["class_balanced"], "true or false")
 
 
 def _seed_list(seeds: Any) -> list[int]:

@@ -75,17 +75,27 @@ def method_phases(
     return per_epoch, warmup, anneal
 
 
-def make_sampler(spec: RunSpec, num_samples: int, cfg: dict[str, Any]) -> Any:
+def make_sampler(
+    spec: RunSpec, num_samples: int, cfg: dict[str, Any], policy_object: Any = None
+) -> Any:
     """The sampler of a run; baselines use the same class at ``keep_ratio=1.0`` (same code path).
 
-    ``infobatch`` scores by the last loss (``momentum=0``), as published.
+    ``infobatch`` scores by the last loss (``momentum=0``), as published. ``onion`` swaps every
+    ``ceil(epochs / 10)`` epochs, at most 5 times: the published schedule (every 30 of 300
+    epochs) scaled to the run. ``policy_object`` replaces the policy named by the method (the
+    static methods pass their :class:`dynaprune.StaticPolicy`).
     """
     from dynaprune import DynamicPruningSampler
 
     pruning = cfg["pruning"]
     if not spec.pruned:
         return DynamicPruningSampler(num_samples, keep_ratio=1.0, policy="uniform", seed=spec.seed)
-    policy, _ = split_method(spec.method)
+    name, _ = split_method(spec.method)
+    policy: Any = name if policy_object is None else policy_object
+    if name == "onion" and policy_object is None:
+        from dynaprune import OnionPolicy
+
+        policy = OnionPolicy(period=math.ceil(cfg["train"]["epochs"] / 10), max_swaps=5)
     epochs = cfg["train"]["epochs"]
     keep, warmup, anneal = method_phases(
         spec.method, spec.keep_ratio, epochs, pruning["warmup_epochs"], pruning["anneal_epochs"]
@@ -98,7 +108,7 @@ def make_sampler(spec: RunSpec, num_samples: int, cfg: dict[str, Any]) -> Any:
         warmup_epochs=warmup,
         anneal_epochs=anneal,
         total_epochs=epochs,
-        momentum=0.0 if policy == "infobatch" else 0.5,  # 0.5: the sampler's default
+        momentum=0.0 if name == "infobatch" else 0.5,  # 0.5: the sampler's default
     )
 
 

@@ -29,6 +29,7 @@ class BenchModule(pl.LightningModule):
         super().__init__()
         self.model = run.model
         self.run = run
+        self.needs_correct = getattr(run.sampler.policy, "needs_correctness", False)
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
@@ -36,11 +37,15 @@ class BenchModule(pl.LightningModule):
         x, y = batch
         if self.run.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        logits = self.model(x)
         losses = F.cross_entropy(
-            self.model(x), y, reduction="none", label_smoothing=self.run.label_smoothing
+            logits, y, reduction="none", label_smoothing=self.run.label_smoothing
         )
         loss = (losses * batch_weights(self, losses)).mean()
-        return {"loss": loss, "sample_losses": losses.detach()}
+        out = {"loss": loss, "sample_losses": losses.detach()}
+        if self.needs_correct:  # onion counts forgetting events from the batch's predictions
+            out["sample_correct"] = logits.detach().argmax(1) == y
+        return out
 
     def configure_optimizers(self) -> Any:
         return {

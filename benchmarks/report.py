@@ -7,6 +7,9 @@ Definitions (per method and keep ratio, mean over seeds):
   accuracy minus ``target_drop`` points, averaged over the seeds that reach it; "never" when none
   does.
 * dynaprune share: seconds inside the sampler (selection + feedback) over training seconds.
+* scoring seconds: a static method's scoring run (0 for the other methods); speedup with
+  scoring: ``full``'s mean training seconds over the method's training plus scoring seconds,
+  the figure that decides whether scoring once pays for itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.grid import RunSpec
+from benchmarks.static_scores import STATIC_METHODS
 from benchmarks.train import EpochRecord, RunResult
 from dynaprune import POLICIES
 
@@ -47,6 +51,8 @@ SUMMARY_COLUMNS = (
     "samples_processed",
     "speedup",
     "ideal_speedup",
+    "scoring_seconds_mean",
+    "speedup_with_scoring",
     "time_to_target_mean",
     "target_reached",
     "dynaprune_share",
@@ -70,9 +76,10 @@ RUN_COLUMNS = (
     "total_seconds",
     "dynaprune_seconds",
     "cpu_pressure",
+    "scoring_seconds",
     "warnings",
 )
-_ORDER = ("full", "full-same-budget", *POLICIES)
+_ORDER = ("full", "full-same-budget", *POLICIES, *STATIC_METHODS)
 
 
 def _mean(values: list[float]) -> float:
@@ -100,6 +107,7 @@ def append_run(out: Path, result: RunResult) -> None:
         "total_seconds": result.total_seconds,
         "dynaprune_seconds": last.dynaprune_seconds,
         "cpu_pressure": result.cpu_pressure,
+        "scoring_seconds": result.scoring_seconds,
         "warnings": "; ".join(result.warnings),
     }
     _append(out / "runs.csv", list(RUN_COLUMNS), [row])
@@ -137,6 +145,7 @@ def load_results(out: Path) -> list[RunResult]:
                 int(run["planned_steps"]),
                 [w for w in run["warnings"].split("; ") if w],
                 float(run.get("cpu_pressure") or "nan"),
+                float(run.get("scoring_seconds") or 0.0),  # absent in older folders
             )
         )
     return results
@@ -193,6 +202,7 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
         vs_budget = paired_deltas(results, method, keep, "full-same-budget")
         vs_uniform = paired_deltas(results, method, keep, "uniform")
         seconds = [r.train_seconds for r in runs]
+        scoring = [r.scoring_seconds for r in runs]
         reach = [t for t in (_time_to(r.curve, target) for r in runs) if t is not None]
         share = [
             r.curve[-1].dynaprune_seconds / r.train_seconds for r in runs if r.train_seconds > 0
@@ -214,6 +224,8 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
                 "samples_processed": _mean([float(r.curve[-1].samples) for r in runs]),
                 "speedup": full_seconds / _mean(seconds),
                 "ideal_speedup": 1.0 / keep,
+                "scoring_seconds_mean": _mean(scoring),
+                "speedup_with_scoring": full_seconds / (_mean(seconds) + _mean(scoring)),
                 "time_to_target_mean": _mean(reach),
                 "target_reached": f"{len(reach)}/{len(runs)}",
                 "dynaprune_share": _mean(share),
@@ -250,14 +262,17 @@ def write_summary(
         header,
         "",
         "| method | keep | test acc (%) | best acc (%) | Δ vs full (pt) | train time (s) "
-        "| total time (s) | samples | speedup (ideal) | time to target (s) | dynaprune share "
+        "| scoring (s) | total time (s) | samples | speedup (ideal) | speedup with scoring "
+        "| time to target (s) | dynaprune share "
         "| Δ vs same budget (pt, paired) | Δ vs uniform (pt, paired) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         reached, total = r["target_reached"].split("/")
         to_target = "never" if reached == "0" else _fmt(r["time_to_target_mean"], 1)
         speedup = "n/a" if math.isnan(r["speedup"]) else f"{r['speedup']:.2f}x"
+        with_scoring = r["speedup_with_scoring"]
+        with_scoring = "n/a" if math.isnan(with_scoring) else f"{with_scoring:.2f}x"
         if reached not in ("0", total):
             to_target += f" ({r['target_reached']} seeds)"
         lines.append(
@@ -266,8 +281,9 @@ def write_summary(
             f"| {r['best_acc_mean']:.2f} ± {r['best_acc_std']:.2f} "
             f"| {_fmt(r['acc_delta'], sign='+')} "
             f"| {r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f} "
+            f"| {r['scoring_seconds_mean']:.1f} "
             f"| {r['total_seconds_mean']:.1f} | {r['samples_processed']:,.0f} "
-            f"| {speedup} ({r['ideal_speedup']:.2f}x) | {to_target} "
+            f"| {speedup} ({r['ideal_speedup']:.2f}x) | {with_scoring} | {to_target} "
             f"| {_fmt(100 * r['dynaprune_share'], 1)}% "
             f"| {_delta(r['delta_vs_budget'], r['delta_vs_budget_std'])} "
             f"| {_delta(r['delta_vs_uniform'], r['delta_vs_uniform_std'])} |"

@@ -53,6 +53,7 @@ class RunResult:
     planned_steps: int
     warnings: list[str] = field(default_factory=list)
     cpu_pressure: float = float("nan")  # share of the run other tasks kept runnable ones waiting
+    scoring_seconds: float = 0.0  # a static method's scoring run (in total_seconds too)
 
 
 @dataclass
@@ -85,8 +86,17 @@ def _lr_factor(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[
     return factor
 
 
-def prepare_run(spec: RunSpec, cfg: dict[str, Any], data: DataBundle, device: torch.device) -> Run:
-    """Builds model, sampler, loader, optimizer and a schedule over the run's actual step count."""
+def prepare_run(
+    spec: RunSpec,
+    cfg: dict[str, Any],
+    data: DataBundle,
+    device: torch.device,
+    policy_object: Any = None,
+) -> Run:
+    """Builds model, sampler, loader, optimizer and a schedule over the run's actual step count.
+
+    ``policy_object``, if given, is the sampler's policy instead of the one the method names.
+    """
     train, data_cfg = cfg["train"], cfg["data"]
     # seeds model init and main-process augmentation; the sampler has its own generator
     torch.manual_seed(spec.seed)
@@ -94,7 +104,7 @@ def prepare_run(spec: RunSpec, cfg: dict[str, Any], data: DataBundle, device: to
     channels_last = bool(cfg["model"]["channels_last"])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    sampler = make_sampler(spec, data.num_train, cfg)
+    sampler = make_sampler(spec, data.num_train, cfg, policy_object)
     size, drop_last = train["batch_size"], train["drop_last"]
     if data_cfg["loader"] == "device":
         loader: Any = DeviceLoader(
@@ -257,7 +267,7 @@ class RunClock:
             self.on_epoch(record)
         return record
 
-    def result(self, total_seconds: float) -> RunResult:
+    def result(self, total_seconds: float, scoring_seconds: float = 0.0) -> RunResult:
         if self.steps != self.run.planned_steps:
             self.warnings.append(
                 f"took {self.steps} optimizer steps, "
@@ -281,12 +291,14 @@ class RunClock:
             self.run.planned_steps,
             self.warnings,
             pressure,
+            scoring_seconds,
         )
 
 
 def train_plain(run: Run, clock: RunClock) -> None:
     """The plain PyTorch loop: ``set_epoch``, then per batch ``loss = sampler.update(losses)``."""
     run.model.train()
+    needs_correct = getattr(run.sampler.policy, "needs_correctness", False)
     clock.start()
     for epoch in range(run.spec.epochs):
         run.sampler.set_epoch(epoch)
@@ -296,10 +308,14 @@ def train_plain(run: Run, clock: RunClock) -> None:
             if run.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(run):
+                logits = run.model(x)
                 losses = F.cross_entropy(
-                    run.model(x), y, reduction="none", label_smoothing=run.label_smoothing
+                    logits, y, reduction="none", label_smoothing=run.label_smoothing
                 )
-            loss = run.sampler.update(losses)
+            if needs_correct:  # onion counts forgetting events from the batch's predictions
+                loss = run.sampler.update(losses, correct=logits.detach().argmax(1) == y)
+            else:
+                loss = run.sampler.update(losses)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             run.optimizer.step()

@@ -1,0 +1,234 @@
+"""The static methods of the benchmark: score every sample once, then train on a fixed subset.
+
+A static method (``static-forgetting``, ``static-el2n``, ``static-grand``, ``static-herding``,
+``static-kcenter``, ``static-curvature``) first runs its scoring recipe with the library's
+functions (:mod:`dynaprune.scores`, :mod:`dynaprune.forgetting`, :mod:`dynaprune.coreset`),
+then trains like any policy with :class:`dynaprune.StaticPolicy` over those scores: the same
+subset every epoch, at the same budget as the dynamic policies. The scoring run is timed on the
+same clock as training (``scoring_seconds``), and a user pays it on top of training, so it is
+added to the method's total time and to ``speedup_with_scoring``.
+
+The recipes (the ``static`` config section; defaults in :data:`benchmarks.config.DEFAULTS`):
+
+* ``static-forgetting`` (Toneva et al., ICLR 2019): forgetting events over
+  ``static.forgetting_epochs`` epochs of full-data training (default: as many as the run
+  itself, since the published method tracks a whole training run); never-learned samples first.
+* ``static-el2n`` (Paul et al., NeurIPS 2021): EL2N after ``static.epochs`` epochs, averaged
+  over ``static.runs`` runs (published: epoch 20 of 200, i.e. a tenth of training, 10 runs).
+* ``static-grand`` (ibid.): GraNd after ``static.grand_epochs`` epochs (default 0: at
+  initialisation, as published), averaged over ``static.runs`` initialisations.
+* ``static-herding`` / ``static-kcenter`` (Welling, ICML 2009; Sener and Savarese, ICLR 2018):
+  greedy orders on the penultimate features of a proxy (the same model) trained ``static.epochs``
+  epochs, computed for the largest budget of the grid (a smaller budget keeps a prefix of the
+  same greedy order).
+* ``static-curvature`` (Garg and Roy, CVPR 2023): minus the input-space loss curvature after
+  ``static.epochs`` epochs, over ``static.curvature_directions`` Rademacher directions.
+
+Scoring trains with the run's optimizer settings (SGD or AdamW, learning rate, momentum, weight
+decay) at a constant learning rate, on the augmented training data in random order, with plain
+cross-entropy, and scores the unaugmented data in eval mode. With ``static.class_balanced``
+(default) every class keeps its proportional share of the budget, as DeepCore does. A seed's
+scores are computed once and serve every keep ratio of that seed; each of its runs is charged
+the whole scoring time. Scoring run ``r`` of seed ``s`` seeds the model with ``1000 * s + r``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from benchmarks.data import DataBundle
+from benchmarks.loaders import DeviceLoader, normalize
+from benchmarks.models import build_model
+
+__all__ = ["STATIC_METHODS", "StaticScorer", "is_static"]
+
+STATIC_METHODS = (
+    "static-forgetting",
+    "static-el2n",
+    "static-grand",
+    "static-herding",
+    "static-kcenter",
+    "static-curvature",
+)
+
+
+def is_static(method: str) -> bool:
+    return method in STATIC_METHODS
+
+
+class _Shuffled(torch.utils.data.Sampler[int]):
+    """Every index once per epoch, in a new order drawn from its own generator."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.generator = n, torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.n, generator=self.generator).tolist())
+
+
+class _IndexedLoader(DeviceLoader):
+    """The device loader's augmented batches, as ``(indices, images, labels)``."""
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:  # type: ignore[override]
+        order = torch.tensor(list(iter(self.sampler)), dtype=torch.long).to(self.device)
+        for start in range(0, len(order), self._batch):
+            index = order[start : start + self._batch]
+            images = self._augment(index) if self.augment else self.images[index]
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield index, images, self.labels[index]
+
+
+class StaticScorer:
+    """Computes (once per method and seed) and times the scores of the static methods.
+
+    Args:
+        cfg: the validated benchmark config.
+        data: the decoded data set (device-resident tensors are built from it).
+        device: where scoring trains and scores.
+    """
+
+    def __init__(self, cfg: dict[str, Any], data: DataBundle, device: torch.device) -> None:
+        if data.train_files is not None:
+            raise ValueError("static methods need the train split in memory, not streaming")
+        self.cfg, self.data, self.device = cfg, data, device
+        self.channels_last = bool(cfg["model"]["channels_last"])
+        self._cache: dict[tuple[str, int], tuple[Tensor, float]] = {}
+        self._eval: list[tuple[Tensor, Tensor]] | None = None
+
+    def cached(self, method: str, seed: int) -> bool:
+        """Whether the scores of ``method`` for ``seed`` are already computed."""
+        return (method, seed) in self._cache
+
+    def scores(self, method: str, seed: int) -> tuple[Tensor, float]:
+        """``(scores, seconds)`` of ``method`` for ``seed``; computed on the first call."""
+        key = (method, seed)
+        if key not in self._cache:
+            start = time.perf_counter()
+            scores = self._compute(method, seed)
+            if scores.device.type == "cuda":
+                torch.cuda.synchronize(scores.device)
+            self._cache[key] = (scores.float().cpu(), time.perf_counter() - start)
+        return self._cache[key]
+
+    # ----------------------------------------------------------------- pieces
+    def _model(self) -> nn.Module:
+        model = build_model(self.cfg["model"]["name"], self.data.image_shape, self.data.num_classes)
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def _optimizer(self, params: Any) -> torch.optim.Optimizer:
+        train = self.cfg["train"]
+        if train["optimizer"] == "sgd":
+            return torch.optim.SGD(
+                params,
+                lr=train["lr"],
+                momentum=train["momentum"],
+                nesterov=train["nesterov"] and train["momentum"] > 0,
+                weight_decay=train["weight_decay"],
+            )
+        return torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
+
+    def _train_loader(self, seed: int) -> _IndexedLoader:
+        data, train = self.data, self.cfg["train"]
+        return _IndexedLoader(
+            data,
+            _Shuffled(data.num_train, seed),
+            train["batch_size"],
+            self.device,
+            self.cfg["data"]["augment"],
+            seed,
+            channels_last=self.channels_last,
+        )
+
+    def _eval_loader(self) -> list[tuple[Tensor, Tensor]]:
+        """Unaugmented batches in data set order (built once, reused by every method)."""
+        if self._eval is None:
+            data, size = self.data, self.cfg["train"]["eval_batch_size"]
+            x = normalize(data.train_x.to(self.device), data.mean, data.std)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = data.train_y.to(self.device)
+            self._eval = list(zip(x.split(size), y.split(size), strict=True))
+        return self._eval
+
+    def _budget(self) -> int:
+        """Samples kept at the grid's largest keep ratio (a greedy order's longest prefix)."""
+        n = self.data.num_train
+        return min(n, math.ceil(max(self.cfg["pruning"]["keep_ratios"]) * n))
+
+    # ----------------------------------------------------------------- recipes
+    def _compute(self, method: str, seed: int) -> Tensor:
+        from dynaprune.forgetting import forgetting_scores
+        from dynaprune.scores import el2n_scores, grand_scores, low_curvature_scores
+
+        static, n = self.cfg["static"], self.data.num_train
+        base = 1000 * seed
+        common: dict[str, Any] = {
+            "seed": base,
+            "optimizer": self._optimizer,
+            "device": self.device,
+            "num_samples": n,
+        }
+        train = self._train_loader(base)
+        if method == "static-forgetting":
+            epochs = static["forgetting_epochs"] or self.cfg["train"]["epochs"]
+            return forgetting_scores(self._model, train, epochs=epochs, **common).scores
+        if method == "static-el2n":
+            return el2n_scores(
+                self._model,
+                self._eval_loader(),
+                epochs=static["epochs"],
+                runs=static["runs"],
+                train_loader=train,
+                **common,
+            ).scores
+        if method == "static-grand":
+            return grand_scores(
+                self._model,
+                self._eval_loader(),
+                epochs=static["grand_epochs"],
+                runs=static["runs"],
+                chunk_size=static["grand_chunk_size"],
+                train_loader=train,
+                **common,
+            ).scores
+        if method == "static-curvature":
+            return low_curvature_scores(
+                self._model,
+                self._eval_loader(),
+                epochs=static["epochs"],
+                directions=static["curvature_directions"],
+                train_loader=train,
+                **common,
+            ).scores
+        if method in ("static-herding", "static-kcenter"):
+            return self._coreset(method, base, train)
+        raise ValueError(f"unknown static method {method!r}; valid: {list(STATIC_METHODS)}")
+
+    def _coreset(self, method: str, seed: int, train: _IndexedLoader) -> Tensor:
+        from dynaprune._training import average_runs, cross_entropy, train_epochs
+        from dynaprune.coreset import embeddings, herding_scores, k_center_scores
+
+        static = self.cfg["static"]
+        labels = self.data.train_y.to(self.device) if static["class_balanced"] else None
+        herding = method == "static-herding"
+        order: Callable[..., Any] = herding_scores if herding else k_center_scores
+
+        def one_run(run: int) -> Tensor:
+            proxy = self._model()
+            train_epochs(proxy, train, static["epochs"], self._optimizer, cross_entropy)
+            features = embeddings(proxy, self._eval_loader(), num_samples=self.data.num_train)
+            scores: Tensor = order(features, self._budget(), labels=labels).scores
+            return scores
+
+        return average_runs(1, seed, one_run).scores
