@@ -25,8 +25,11 @@ The recipes (the ``static`` config section; defaults in :data:`benchmarks.config
   ``static.epochs`` epochs, over ``static.curvature_directions`` Rademacher directions.
 
 Scoring trains with the run's optimizer settings (SGD or AdamW, learning rate, momentum, weight
-decay) at a constant learning rate, on the augmented training data in random order, with plain
-cross-entropy, and scores the unaugmented data in eval mode. With ``static.class_balanced``
+decay) and the learning-rate schedule of ``full`` (warm-up, then cosine over ``train.epochs``),
+so that a score taken after ``static.epochs`` epochs sees the model of ``full`` at that point,
+as the published recipes score early in a standard run (EL2N at epoch 20 of 200). It trains on
+the augmented training data in random order with plain cross-entropy, and scores the
+unaugmented data in eval mode. With ``static.class_balanced``
 (default) every class keeps its proportional share of the budget, as DeepCore does. A seed's
 scores are computed once and serve every keep ratio of that seed; each of its runs is charged
 the whole scoring time. Scoring run ``r`` of seed ``s`` seeds the model with ``1000 * s + r``.
@@ -45,6 +48,7 @@ from torch import Tensor, nn
 from benchmarks.data import DataBundle
 from benchmarks.loaders import DeviceLoader, normalize
 from benchmarks.models import build_model
+from benchmarks.train import lr_factor
 
 __all__ = ["STATIC_METHODS", "StaticScorer", "is_static"]
 
@@ -127,16 +131,28 @@ class StaticScorer:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     def _optimizer(self, params: Any) -> torch.optim.Optimizer:
+        """The run's optimizer, its learning rate following ``full``'s schedule step by step."""
         train = self.cfg["train"]
+        optimizer: torch.optim.Optimizer
         if train["optimizer"] == "sgd":
-            return torch.optim.SGD(
+            optimizer = torch.optim.SGD(
                 params,
                 lr=train["lr"],
                 momentum=train["momentum"],
                 nesterov=train["nesterov"] and train["momentum"] > 0,
                 weight_decay=train["weight_decay"],
             )
-        return torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
+        else:
+            optimizer = torch.optim.AdamW(
+                params, lr=train["lr"], weight_decay=train["weight_decay"]
+            )
+        total = train["epochs"] * math.ceil(self.data.num_train / train["batch_size"])
+        warmup = int(train["warmup_fraction"] * total)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_factor(train["schedule"], warmup, total)
+        )
+        optimizer.register_step_post_hook(lambda *_: schedule.step())
+        return optimizer
 
     def _train_loader(self, seed: int) -> _IndexedLoader:
         data, train = self.data, self.cfg["train"]

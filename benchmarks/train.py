@@ -23,7 +23,16 @@ from benchmarks.grid import RunSpec, make_sampler
 from benchmarks.loaders import DeviceLoader, make_dataloader
 from benchmarks.models import build_model
 
-__all__ = ["EpochRecord", "Run", "RunClock", "RunResult", "evaluate", "prepare_run", "train_plain"]
+__all__ = [
+    "EpochRecord",
+    "Run",
+    "RunClock",
+    "RunResult",
+    "evaluate",
+    "lr_factor",
+    "prepare_run",
+    "train_plain",
+]
 
 
 @dataclass
@@ -74,7 +83,7 @@ class Run:
     drop_last: bool
 
 
-def _lr_factor(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+def lr_factor(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
@@ -131,7 +140,7 @@ def prepare_run(
         )
     warmup = int(train["warmup_fraction"] * planned)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_factor(train["schedule"], warmup, planned)
+        optimizer, lr_factor(train["schedule"], warmup, planned)
     )
     return Run(
         spec,
