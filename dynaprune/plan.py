@@ -212,11 +212,18 @@ class EpochPlan:
         self.updates += 1
         return match
 
-    def record(self, stats: LossStatistics, losses: Tensor, indices: Tensor | None) -> Tensor:
-        """Match a batch's ``losses`` (:meth:`match`), record them in ``stats``, and return
-        their mean, weighted by the plan's weights, keeping the autograd graph."""
+    def record(
+        self,
+        stats: LossStatistics,
+        losses: Tensor,
+        indices: Tensor | None,
+        correct: Tensor | None = None,
+    ) -> Tensor:
+        """Match a batch's ``losses`` (:meth:`match`), record them and ``correct`` in ``stats``,
+        and return their mean, weighted by the plan's weights, keeping the autograd graph."""
         match = self.match(losses.shape[0], indices)
-        stats.update(match.indices, losses, self.epoch, match.valid, unique=match.unique)
+        unique = match.unique
+        stats.update(match.indices, losses, self.epoch, match.valid, unique=unique, correct=correct)
         w = match.weights
         return losses.mean() if w is None else (losses * w.to(losses.dtype)).mean()
 

@@ -68,7 +68,15 @@ class Selection(NamedTuple):
 
 
 class PruningPolicy(ABC):
-    """Chooses ``num_keep`` of the data set's samples from their statistics."""
+    """Chooses ``num_keep`` of the data set's samples from their statistics.
+
+    Attributes:
+        needs_correctness: whether :meth:`select` reads per-sample correctness: the sampler
+            then tracks it (:meth:`LossStatistics.track_correctness`) and requires
+            ``update(losses, correct=...)``.
+    """
+
+    needs_correctness: bool = False
 
     @abstractmethod
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
