@@ -31,7 +31,7 @@ from dynaprune.distributed import Sharding, shard_length, shard_order
 from dynaprune.policies import PruningPolicy
 from dynaprune.statistics import LossStatistics
 
-_TRUSTED_MODULES = ("dynaprune.policies", "dynaprune.published", "dynaprune.static")
+_TRUSTED_MODULES = tuple(f"dynaprune.{m}" for m in ("policies", "published", "static", "onion"))
 
 __all__ = ["EpochPlan", "Match", "Sharding"]
 
@@ -111,9 +111,9 @@ class EpochPlan:
         """Plan ``epoch``: ``num_keep`` samples chosen by ``policy``, or all of them in random
         order when ``num_keep`` is ``None``.
 
-        The built-in policies (those of :mod:`dynaprune.policies`, :mod:`dynaprune.published`
-        and :mod:`dynaprune.static`) are trusted to return distinct in-range indices; any other
-        policy's selection is checked.
+        The built-in policies (those of :mod:`dynaprune.policies`, :mod:`dynaprune.published`,
+        :mod:`dynaprune.static` and :mod:`dynaprune.onion`) are trusted to return distinct
+        in-range indices; any other policy's selection is checked.
 
         Raises:
             TypeError: if a policy's ``select`` returns no :class:`~dynaprune.Selection` of

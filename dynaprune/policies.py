@@ -285,6 +285,7 @@ POLICIES: tuple[str, ...] = (
     "infobatch",
     "pool_top",
     "importance",
+    "onion",
 )
 _CLASSES: dict[str, type[PruningPolicy]] = {
     "uniform": UniformPolicy,
@@ -295,10 +296,16 @@ _CLASSES: dict[str, type[PruningPolicy]] = {
 
 
 def _published() -> dict[str, type[PruningPolicy]]:
-    # imported here: dynaprune.published builds on this module
+    # imported here: dynaprune.published and dynaprune.onion build on this module
+    from dynaprune.onion import OnionPolicy
     from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
 
-    return {"infobatch": InfoBatchPolicy, "pool_top": PoolTopPolicy, "importance": ImportancePolicy}
+    return {
+        "infobatch": InfoBatchPolicy,
+        "pool_top": PoolTopPolicy,
+        "importance": ImportancePolicy,
+        "onion": OnionPolicy,
+    }
 
 
 def make_policy(policy: str | PruningPolicy) -> PruningPolicy:

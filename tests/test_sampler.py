@@ -303,7 +303,7 @@ def test_sampler_invariants(n, keep, policy, replicas, drop_last, seed):
         ({"keep_ratio": 1.5}, ValueError, r"keep_ratio must be in \(0, 1\], got 1.5"),
         ({"keep_ratio": float("nan")}, ValueError, r"keep_ratio must be in \(0, 1\], got nan"),
         ({"keep_ratio": 0.001}, ValueError, r"keep_ratio=0.001 of 100 samples keeps .* = 0"),
-        ({"policy": "topk"}, ValueError, r"policy must be one of .*'importance'\], got 'topk'"),
+        ({"policy": "topk"}, ValueError, r"policy must be one of .*'onion'\], got 'topk'"),
         ({"seed": -1}, ValueError, r"seed must be an integer >= 0, got -1"),
         ({"warmup_epochs": 1.5}, ValueError, r"warmup_epochs must be an integer >= 0, got 1.5"),
         ({"anneal_epochs": 2}, ValueError, r"anneal_epochs=2 needs total_epochs"),
