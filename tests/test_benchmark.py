@@ -378,8 +378,8 @@ def test_both_loops_apply_the_policy_loss_weights(policy: str, keep: float) -> N
         train_fn(run, RunClock(run, test, 256, eval_every=3))
         params[loop] = torch.cat([p.detach().flatten() for p in run.model.parameters()])
     run = prepare_run(spec, cfg, data, device)
-    run.sampler.batch_weights = lambda batch, indices=None: torch.ones_like(batch)  # type: ignore[method-assign]
-    run.sampler.update = lambda losses, indices=None: losses.mean()  # type: ignore[method-assign]
+    run.sampler.batch_weights = lambda batch, indices=None: torch.ones_like(batch)
+    run.sampler.update = lambda losses, indices=None: losses.mean()
     train_plain(run, RunClock(run, test, 256, eval_every=3))
     unweighted = torch.cat([p.detach().flatten() for p in run.model.parameters()])
     torch.testing.assert_close(params["lightning"], params["plain"], rtol=1e-4, atol=1e-5)
