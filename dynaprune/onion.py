@@ -102,8 +102,9 @@ class OnionPolicy(PruningPolicy):
             leave = top_k_mask(score, swap, generator, None, keep)
             come = random_subset(~keep, n - num_keep, swap, generator)
             keep = (keep & ~leave) | come
-            # The policy's one mutation. EpochPlan.create calls select exactly once per pruned
-            # epoch, and with several ranks every rank calls it on the same merged statistics
-            # (the sampler merges first), so every rank resets alike and stays identical.
+            # The policy's one mutation. The sampler selects once per pruned epoch (a peek, a
+            # second iteration or a resume continues the epoch's plan), and with several ranks
+            # every rank selects from the same merged statistics (it merges first), so every
+            # rank resets alike and the statistics stay identical.
             stats.reset_correctness()
         return Selection(shuffled_indices(keep, generator), None, shuffled=True)
