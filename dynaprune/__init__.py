@@ -5,6 +5,7 @@ statistics kept on the training device.
 """
 
 from dynaprune.forgetting import ForgettingTracker
+from dynaprune.onion import OnionPolicy
 from dynaprune.policies import (
     POLICIES,
     EpsilonGreedyPolicy,
@@ -31,6 +32,7 @@ __all__ = [
     "ImportancePolicy",
     "InfoBatchPolicy",
     "LossStatistics",
+    "OnionPolicy",
     "PoolTopPolicy",
     "PruningPolicy",
     "ScoreResult",

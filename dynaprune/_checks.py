@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_bool",
     "check_choice",
+    "check_correct",
     "check_count",
     "check_fraction",
     "check_index_tensor",
@@ -167,6 +168,30 @@ def check_losses(losses: Any) -> torch.Tensor:
             f"(reduction='none'), got shape {tuple(losses.shape)} and dtype {losses.dtype}"
         )
     return losses
+
+
+def check_correct(correct: Any, losses: torch.Tensor, policy: PruningPolicy) -> torch.Tensor | None:
+    """``correct`` as one bool per loss on the losses' device; ``None`` where it is not given and
+    ``policy`` does not need it."""
+    if correct is None:
+        if policy.needs_correctness:
+            raise ValueError(
+                f"correct is required by {policy!r}: pass update(losses, correct=...) with one "
+                "bool per sample, e.g. logits.argmax(1) == targets"
+            )
+        return None
+    if not isinstance(correct, torch.Tensor):
+        raise TypeError(f"correct must be a bool torch.Tensor, got {type(correct).__name__}")
+    if correct.dtype != torch.bool:
+        raise TypeError(
+            f"correct must have dtype torch.bool (e.g. logits.argmax(1) == targets), "
+            f"got {correct.dtype}"
+        )
+    if correct.shape != losses.shape:
+        raise ValueError(
+            f"correct must have shape {tuple(losses.shape)} like losses, got {tuple(correct.shape)}"
+        )
+    return correct.to(losses.device, non_blocking=correct.device.type == "cpu")
 
 
 def check_indices(indices: Any, size: int, num_samples: int, device: torch.device) -> torch.Tensor:

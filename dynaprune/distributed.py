@@ -6,10 +6,11 @@ with ``drop_last``, exactly as :class:`torch.utils.data.DistributedSampler` does
 
 During an epoch each rank records only the losses of the samples it owns: those in its shard
 that are not padding. At the epoch boundary :func:`all_reduce_statistics` merges the ranks'
-statistics with one ``all_reduce`` of an int32 buffer of ``4 N + 1`` elements: every rank
-writes the bit patterns of the statistics it updated this epoch and zeros elsewhere. Ownership
-is disjoint, so each sum holds exactly one rank's bits and the merge is exact (bit-equal),
-whatever the backend's summation order. Integers stay integers; floats travel as their bits.
+statistics with one ``all_reduce`` of an int32 buffer of ``4 N + 1`` elements (``5 N + 1`` when
+correctness is tracked): every rank writes the bit patterns of the statistics it updated this
+epoch and zeros elsewhere. Ownership is disjoint, so each sum holds exactly one rank's bits and
+the merge is exact (bit-equal), whatever the backend's summation order. Integers stay integers;
+floats travel as their bits.
 """
 
 from __future__ import annotations
@@ -119,21 +120,26 @@ def all_reduce_statistics(
     """
     n = stats.num_samples
     touched = owned & (stats.seen == epoch + 1)
-    buf = torch.zeros(4 * n + 1, dtype=torch.int32, device=stats.device)
-    parts = buf[: 4 * n].view(4, n)
-    sources = (stats.mean.view(torch.int32), stats.var.view(torch.int32), stats.count, stats.seen)
+    sources = [stats.mean.view(torch.int32), stats.var.view(torch.int32), stats.count, stats.seen]
+    if stats.correct is not None:  # recorded only with a loss, so only for touched samples
+        sources.append(stats.correct)
+    rows = len(sources)
+    buf = torch.zeros(rows * n + 1, dtype=torch.int32, device=stats.device)
+    parts = buf[: rows * n].view(rows, n)
     untouched = ~touched
-    for row, src in zip(parts, sources, strict=False):
+    for row, src in zip(parts, sources, strict=True):
         row.copy_(src).masked_fill_(untouched, 0)
     # Non-finite counts: each rank adds what it skipped since the last merge.
-    buf[4 * n] = (stats.nonfinite - stats.nonfinite_merged).to(torch.int32)
+    buf[rows * n] = (stats.nonfinite - stats.nonfinite_merged).to(torch.int32)
     dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
     merged = parts[3] == epoch + 1
     stats.mean = torch.where(merged, parts[0].view(torch.float32), stats.mean)
     stats.var = torch.where(merged, parts[1].view(torch.float32), stats.var)
     stats.count = torch.where(merged, parts[2], stats.count)
     stats.seen = torch.where(merged, parts[3], stats.seen)
-    total = stats.nonfinite_merged + buf[4 * n].to(torch.int64)
+    if stats.correct is not None:
+        stats.correct = torch.where(merged, parts[4], stats.correct)
+    total = stats.nonfinite_merged + buf[rows * n].to(torch.int64)
     stats.nonfinite, stats.nonfinite_merged = total, total.clone()
 
 

@@ -5,6 +5,7 @@ Three lines for a user who has a LightningModule and a DataLoader::
     loader = DataLoader(train_set, batch_size=256, sampler=DynamicPruningSampler(train_set, 0.5))
     trainer = Trainer(callbacks=[DynamicPruningCallback()])
     # in training_step:  return {"loss": losses.mean(), "sample_losses": losses}
+    # policies that read correctness (onion) also need "sample_correct": logits.argmax(1) == y
 
 With several processes (``ddp``, ``ddp_spawn``) also pass
 ``Trainer(use_distributed_sampler=False)``: the sampler shards itself, and Lightning's
@@ -52,6 +53,7 @@ _extract_batch_size = _ns.utilities.data.extract_batch_size
 __all__ = ["DynamicPruningCallback", "batch_weights"]
 
 LOSSES_KEY = "sample_losses"
+CORRECT_KEY = "sample_correct"
 _SAMPLERS: weakref.WeakKeyDictionary[Any, DynamicPruningSampler] = weakref.WeakKeyDictionary()
 
 
@@ -105,7 +107,10 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
     The contract: the train DataLoader holds a :class:`~dynaprune.DynamicPruningSampler`, and
     ``training_step`` returns ``{"loss": ..., "sample_losses": losses}`` with one loss per sample
     of the batch, in batch order. In ``on_train_batch_end`` the callback passes those losses to
-    :meth:`DynamicPruningSampler.update` on the module's device, without a host sync.
+    :meth:`DynamicPruningSampler.update` on the module's device, without a host sync. Policies
+    that read per-sample correctness (``onion``) also need ``"sample_correct"``: one bool per
+    sample, in batch order, e.g. ``logits.argmax(1) == y``, passed on as ``correct=``; the other
+    policies ignore it.
 
     Once per epoch it logs, through the Trainer's loggers: ``kept_fraction``, ``seen_samples``
     (distinct samples trained on so far), ``processed_samples``, ``score_mean``,
@@ -124,7 +129,8 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
     Raises:
         RuntimeError: at the start of training, if the train loader has no
             DynamicPruningSampler or Lightning replaced it; at the first batch, if
-            ``training_step`` does not return per-sample losses of the batch's length.
+            ``training_step`` does not return per-sample losses of the batch's length, or no
+            ``"sample_correct"`` tensor where the policy needs it.
 
     Example::
 
@@ -228,7 +234,20 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
                 f'training_step returned "{LOSSES_KEY}" of shape {tuple(losses.shape)} for a batch '
                 f"of {size} samples; return one loss per sample (reduction='none')"
             )
-        self._sampler().update(losses.detach())
+        sampler = self._sampler()
+        correct = outputs.get(CORRECT_KEY)
+        if correct is None and sampler.policy.needs_correctness:
+            raise RuntimeError(
+                f"{sampler.policy!r} needs per-sample correctness: training_step must also "
+                f'return "{CORRECT_KEY}": one bool per sample, e.g. logits.argmax(1) == y; got '
+                f"{_describe(outputs)}"
+            )
+        if correct is not None and not isinstance(correct, Tensor):
+            raise RuntimeError(
+                f'training_step returned "{CORRECT_KEY}" as {_describe(correct)}; return a bool '
+                "tensor with one entry per sample, e.g. logits.argmax(1) == y"
+            )
+        sampler.update(losses.detach(), correct=correct)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         sampler = self._sampler()

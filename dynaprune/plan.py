@@ -31,7 +31,7 @@ from dynaprune.distributed import Sharding, shard_length, shard_order
 from dynaprune.policies import PruningPolicy
 from dynaprune.statistics import LossStatistics
 
-_TRUSTED_MODULES = ("dynaprune.policies", "dynaprune.published", "dynaprune.static")
+_TRUSTED_MODULES = tuple(f"dynaprune.{m}" for m in ("policies", "published", "static", "onion"))
 
 __all__ = ["EpochPlan", "Match", "Sharding"]
 
@@ -111,9 +111,9 @@ class EpochPlan:
         """Plan ``epoch``: ``num_keep`` samples chosen by ``policy``, or all of them in random
         order when ``num_keep`` is ``None``.
 
-        The built-in policies (those of :mod:`dynaprune.policies`, :mod:`dynaprune.published`
-        and :mod:`dynaprune.static`) are trusted to return distinct in-range indices; any other
-        policy's selection is checked.
+        The built-in policies (those of :mod:`dynaprune.policies`, :mod:`dynaprune.published`,
+        :mod:`dynaprune.static` and :mod:`dynaprune.onion`) are trusted to return distinct
+        in-range indices; any other policy's selection is checked.
 
         Raises:
             TypeError: if a policy's ``select`` returns no :class:`~dynaprune.Selection` of
@@ -212,11 +212,18 @@ class EpochPlan:
         self.updates += 1
         return match
 
-    def record(self, stats: LossStatistics, losses: Tensor, indices: Tensor | None) -> Tensor:
-        """Match a batch's ``losses`` (:meth:`match`), record them in ``stats``, and return
-        their mean, weighted by the plan's weights, keeping the autograd graph."""
+    def record(
+        self,
+        stats: LossStatistics,
+        losses: Tensor,
+        indices: Tensor | None,
+        correct: Tensor | None = None,
+    ) -> Tensor:
+        """Match a batch's ``losses`` (:meth:`match`), record them and ``correct`` in ``stats``,
+        and return their mean, weighted by the plan's weights, keeping the autograd graph."""
         match = self.match(losses.shape[0], indices)
-        stats.update(match.indices, losses, self.epoch, match.valid, unique=match.unique)
+        unique = match.unique
+        stats.update(match.indices, losses, self.epoch, match.valid, unique=unique, correct=correct)
         w = match.weights
         return losses.mean() if w is None else (losses * w.to(losses.dtype)).mean()
 

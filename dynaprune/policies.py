@@ -68,7 +68,15 @@ class Selection(NamedTuple):
 
 
 class PruningPolicy(ABC):
-    """Chooses ``num_keep`` of the data set's samples from their statistics."""
+    """Chooses ``num_keep`` of the data set's samples from their statistics.
+
+    Attributes:
+        needs_correctness: whether :meth:`select` reads per-sample correctness: the sampler
+            then tracks it (:meth:`LossStatistics.track_correctness`) and requires
+            ``update(losses, correct=...)``.
+    """
+
+    needs_correctness: bool = False
 
     @abstractmethod
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
@@ -277,6 +285,7 @@ POLICIES: tuple[str, ...] = (
     "infobatch",
     "pool_top",
     "importance",
+    "onion",
 )
 _CLASSES: dict[str, type[PruningPolicy]] = {
     "uniform": UniformPolicy,
@@ -287,10 +296,16 @@ _CLASSES: dict[str, type[PruningPolicy]] = {
 
 
 def _published() -> dict[str, type[PruningPolicy]]:
-    # imported here: dynaprune.published builds on this module
+    # imported here: dynaprune.published and dynaprune.onion build on this module
+    from dynaprune.onion import OnionPolicy
     from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
 
-    return {"infobatch": InfoBatchPolicy, "pool_top": PoolTopPolicy, "importance": ImportancePolicy}
+    return {
+        "infobatch": InfoBatchPolicy,
+        "pool_top": PoolTopPolicy,
+        "importance": ImportancePolicy,
+        "onion": OnionPolicy,
+    }
 
 
 def make_policy(policy: str | PruningPolicy) -> PruningPolicy:

@@ -20,6 +20,7 @@ from torch.utils.data import Sampler
 from dynaprune._checks import (
     check_bool,
     check_choice,
+    check_correct,
     check_count,
     check_indices,
     check_losses,
@@ -114,6 +115,8 @@ class DynamicPruningSampler(Sampler[int]):
         self._replicas_arg = (num_replicas, rank, process_group)
         self._device_fixed = device is not None
         self.stats = LossStatistics(n, momentum, resolve_device(device))
+        if self.policy.needs_correctness:
+            self.stats.track_correctness()
         self.epoch = 0
         self._warned_no_group = False
         self.timings = {"select_seconds": 0.0, "update_seconds": 0.0}
@@ -287,7 +290,9 @@ class DynamicPruningSampler(Sampler[int]):
         plan, idx = self._batch(batch.shape[0], indices, batch.device)
         return plan.next_weights(batch.shape[0], idx).to(batch.dtype)
 
-    def update(self, losses: Tensor, indices: Tensor | None = None) -> Tensor:
+    def update(
+        self, losses: Tensor, indices: Tensor | None = None, *, correct: Tensor | None = None
+    ) -> Tensor:
         """Record a batch's per-sample losses and return the loss to backpropagate.
 
         Args:
@@ -296,6 +301,9 @@ class DynamicPruningSampler(Sampler[int]):
             indices: the samples' indices. Without them, losses are matched to this epoch's
                 order, batch after batch, as the DataLoader delivers it. With several ranks,
                 losses of samples outside this rank's shard are left to the rank that owns them.
+            correct: whether each sample was classified correctly, one bool per loss (e.g.
+                ``logits.argmax(1) == y``). Policies that read it (``needs_correctness``, as
+                ``onion``) require it; the others ignore it. Not recorded for non-finite losses.
 
         Returns:
             The mean of ``losses`` (weighted by :meth:`batch_weights` for re-weighting
@@ -303,17 +311,17 @@ class DynamicPruningSampler(Sampler[int]):
         """
         start = time.perf_counter()
         losses = check_losses(losses)
+        correct = check_correct(correct, losses, self.policy)
         plan, idx = self._batch(losses.shape[0], indices, losses.device)
-        loss = plan.record(self.stats, losses, idx)
+        loss = plan.record(self.stats, losses, idx, correct)
         self.timings["update_seconds"] += time.perf_counter() - start
         return loss
 
     def summary(self) -> dict[str, float]:
-        """Figures of the current epoch, for logging (reads device values: once per epoch):
-        ``kept_fraction`` of the data set trained on this epoch, and ``seen_samples``,
-        ``processed_samples``, ``score_mean``, ``score_q10``/``q50``/``q90`` and
-        ``nonfinite_skipped`` (over all ranks after :meth:`synchronize`), described at
-        :meth:`LossStatistics.summary <dynaprune.statistics.LossStatistics.summary>`."""
+        """Figures of the current epoch for logging (reads device values: once per epoch):
+        ``kept_fraction`` of the data set trained on this epoch, and the figures of
+        :meth:`LossStatistics.summary <dynaprune.statistics.LossStatistics.summary>` (over all
+        ranks after :meth:`synchronize`)."""
         kept = self.epoch_size(self.epoch) / self.num_samples
         return {"kept_fraction": kept, **self.stats.summary()}
 

@@ -1,12 +1,14 @@
 """Per-sample loss statistics that live on the training device.
 
-Four tensors of ``N`` elements each, 16 bytes per sample in all:
+Four tensors of ``N`` elements each, 16 bytes per sample in all, and a fifth on request:
 
 ============  =========  ==========================================================
 ``mean``      float32    exponential moving average of the sample's loss
 ``var``       float32    exponentially weighted moving variance of the loss
 ``count``     int32      number of updates the sample has received
 ``seen``      int32      ``1 + epoch`` the sample was last trained on, ``0`` = never
+``correct``   int32      only after :meth:`~LossStatistics.track_correctness`: forgetting
+                         events and last correctness since the last reset (:mod:`._correct`)
 ============  =========  ==========================================================
 
 With ``a = 1 - momentum`` and ``d = loss - mean``, one update is (West, 1979)::
@@ -21,7 +23,8 @@ combination of finite values, and the variance saturates at float32's largest va
 :meth:`LossStatistics.update` is a handful of index operations under ``torch.no_grad()``.
 It never reads a value back to the host, so it does not synchronise a CUDA stream.
 Non-finite losses are masked on the device and only counted; their samples still count as seen
-(trained on), so that a sample whose loss is always NaN is not ranked as never seen forever.
+(trained on), so that a sample whose loss is always NaN is not ranked as never seen forever, but
+record no correctness either.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from dynaprune import _correct
+from dynaprune._stats_state import check_statistics_state
 
 __all__ = ["LossStatistics"]
 
@@ -82,6 +88,8 @@ class LossStatistics:
         # With several ranks, ``nonfinite_merged`` is the part already summed over all ranks.
         self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
         self.nonfinite_merged = torch.zeros((), dtype=torch.int64, device=device)
+        # Packed forgetting counters (dynaprune._correct), allocated by track_correctness().
+        self.correct: Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -89,13 +97,63 @@ class LossStatistics:
 
     @property
     def bytes_per_sample(self) -> int:
-        return sum(getattr(self, f).element_size() for f in _FIELDS)
+        size: int = sum(getattr(self, f).element_size() for f in _FIELDS)
+        return size if self.correct is None else size + self.correct.element_size()
 
     def to(self, device: torch.device | str) -> LossStatistics:
         """Move every tensor to ``device`` in place and return ``self``."""
         for name in (*_FIELDS, "nonfinite", "nonfinite_merged"):
             setattr(self, name, getattr(self, name).to(device))
+        if self.correct is not None:
+            self.correct = self.correct.to(device)
         return self
+
+    # ----------------------------------------------------------------- correctness
+    @property
+    def tracks_correctness(self) -> bool:
+        """Whether :meth:`update` records per-sample correctness."""
+        return self.correct is not None
+
+    def track_correctness(self) -> None:
+        """Record per-sample correctness from now on (4 more bytes per sample); idempotent.
+
+        Example:
+            >>> stats = LossStatistics(2)
+            >>> stats.track_correctness()
+            >>> stats.bytes_per_sample
+            20
+        """
+        if self.correct is None:
+            self.correct = torch.zeros(self.num_samples, dtype=torch.int32, device=self.device)
+
+    def forgetting_counts(self) -> Tensor:
+        """Forgetting events (correct, then incorrect at the next recorded presentation) per
+        sample since the last :meth:`reset_correctness`, as float32; ``inf`` for a sample not
+        classified correctly once since then.
+
+        Raises:
+            RuntimeError: if correctness is not tracked.
+
+        Example:
+            >>> stats = LossStatistics(2)
+            >>> stats.track_correctness()
+            >>> for c in ([True, False], [False, False]):
+            ...     stats.update(torch.tensor([0, 1]), torch.ones(2), 0, correct=torch.tensor(c))
+            >>> stats.forgetting_counts().tolist()
+            [1.0, inf]
+        """
+        if self.correct is None:
+            raise RuntimeError(
+                "forgetting_counts() needs per-sample correctness: call track_correctness() "
+                "before the updates (a policy with needs_correctness=True makes the sampler do it)"
+            )
+        return _correct.forgetting_counts(self.correct)
+
+    def reset_correctness(self) -> None:
+        """Forget the correctness history: counts restart from the next presentation (a no-op
+        when correctness is not tracked)."""
+        if self.correct is not None:
+            self.correct.zero_()
 
     @torch.no_grad()
     def update(
@@ -106,12 +164,14 @@ class LossStatistics:
         valid: Tensor | None = None,
         *,
         unique: bool = False,
+        correct: Tensor | None = None,
     ) -> None:
-        """Record one batch of per-sample losses.
+        """Record one batch of per-sample losses (and correctness).
 
         Arguments are assumed validated (the sampler does it) and on :attr:`device`.
-        An index repeated within one call is recorded once, with the mean of its finite losses,
-        so that duplicate writes agree and the result is deterministic on every device.
+        An index repeated within one call is recorded once, with the mean of its finite losses
+        and as correct only if all of its recorded entries are, so that duplicate writes agree
+        and the result is deterministic on every device.
 
         Args:
             indices: int64 sample indices, shape ``(B,)``.
@@ -121,6 +181,9 @@ class LossStatistics:
             valid: optional bool mask of entries to record (padding is excluded this way).
             unique: promise that ``indices`` holds no repeats (the sampler's own order), which
                 skips the grouping of repeats: half the operations.
+            correct: optional bool mask, shape ``(B,)``: whether each sample was classified
+                correctly. Recorded only where the loss is finite and ``valid``, and only when
+                correctness is tracked (:meth:`track_correctness`); ignored otherwise.
         """
         losses = losses.detach()
         finite = torch.isfinite(losses)
@@ -128,8 +191,11 @@ class LossStatistics:
         losses = losses.clamp(-_FLOAT32_MAX, _FLOAT32_MAX)
         self.nonfinite += (~finite if valid is None else valid & ~finite).sum()
         ok = finite if valid is None else finite & valid
+        table = self.correct
         if unique:
             self._write(indices, losses, ok, valid, epoch)
+            if table is not None and correct is not None:
+                _correct.record(table, indices, correct, ok)
             return
         # Group equal indices: sort, then give each run of equal indices one group id, and
         # give every member of a group the group's mean finite loss.
@@ -147,6 +213,9 @@ class LossStatistics:
         if trained is not None:  # padding shares a group with the same sample's real entry
             trained = zeros.index_add(0, group, trained.to(torch.float32))[group] > 0
         self._write(sidx, gmean, n > 0, trained, epoch)
+        if table is not None and correct is not None:  # correct if all recorded entries are
+            hits = zeros.index_add(0, group, (ok & correct[perm]).to(torch.float32))[group]
+            _correct.record(table, sidx, hits == n, n > 0)
 
     def _write(
         self, idx: Tensor, loss: Tensor, has: Tensor, trained: Tensor | None, epoch: int
@@ -232,14 +301,21 @@ class LossStatistics:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to restore the statistics, as CPU tensors."""
+        """Everything needed to restore the statistics, as CPU tensors (``correct`` only when
+        correctness is tracked)."""
         state: dict[str, Any] = {f: getattr(self, f).detach().cpu().clone() for f in _FIELDS}
         state["nonfinite"] = self.nonfinite.detach().cpu().clone()
+        if self.correct is not None:
+            state["correct"] = self.correct.detach().cpu().clone()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output onto the current device; nothing changes if it is
         refused.
+
+        A state with correctness turns tracking on, whether or not the policy needs it, so that
+        nothing saved is lost. A state without it, loaded while correctness is tracked, resets
+        the correctness counters: that state has no history.
 
         Raises:
             TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
@@ -247,9 +323,14 @@ class LossStatistics:
                 (negative counts, a negative or non-finite variance, a non-finite mean).
         """
         tensors, nonfinite = self.check_state_dict(state)
+        correct = tensors.pop("correct", None)
         for name, value in tensors.items():
             current = getattr(self, name)
             setattr(self, name, value.to(device=current.device, dtype=current.dtype).clone())
+        if correct is not None:
+            self.correct = correct.to(self.device).clone()
+        else:
+            self.reset_correctness()
         count = torch.tensor(nonfinite, dtype=torch.int64, device=self.device)
         # A saved count is either a single process's or already merged over all ranks.
         self.nonfinite, self.nonfinite_merged = count, count.clone()
@@ -258,59 +339,13 @@ class LossStatistics:
         """Validate :meth:`state_dict` output for these statistics, without loading it.
 
         Returns:
-            The saved tensors, as saved, and the non-finite count.
+            The saved tensors, as saved (``correct`` among them if it was saved), and the
+            non-finite count.
+
+        Raises:
+            TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
+            ValueError: if a field is missing, has another length, or impossible values.
         """
-        if not isinstance(state, Mapping):
-            raise TypeError(f"statistics state_dict must be a mapping, got {type(state).__name__}")
-        missing = [f for f in _FIELDS if f not in state]
-        if missing:
-            raise ValueError(f"statistics state_dict lacks {missing}")
-        tensors: dict[str, Tensor] = {}
-        for name in _FIELDS:
-            value, current = state[name], getattr(self, name)
-            if not isinstance(value, Tensor) or value.ndim != 1:
-                raise TypeError(
-                    f"statistics state_dict[{name!r}] must be a 1-D tensor, got {_describe(value)}"
-                )
-            if value.is_floating_point() != current.is_floating_point() or value.is_complex():
-                raise TypeError(
-                    f"statistics state_dict[{name!r}] must have dtype {current.dtype}, "
-                    f"got {value.dtype}"
-                )
-            if value.numel() != self.num_samples:
-                raise ValueError(
-                    f"statistics state_dict[{name!r}] holds {value.numel()} samples, but this "
-                    f"data set has {self.num_samples}"
-                )
-            tensors[name] = value
-        var = tensors["var"]
-        for name, bad, what in (
-            ("mean", ~torch.isfinite(tensors["mean"]), "non-finite"),
-            ("var", ~(var >= 0) | torch.isinf(var), "negative or non-finite"),
-            ("count", tensors["count"] < 0, "negative"),
-            ("seen", tensors["seen"] < 0, "negative"),
-        ):
-            if bad.any():
-                raise ValueError(
-                    f"statistics state_dict[{name!r}] holds {int(bad.sum())} {what} values: "
-                    "the state is corrupted"
-                )
-        nonfinite = state.get("nonfinite", 0)
-        if (
-            isinstance(nonfinite, Tensor)
-            and nonfinite.numel() == 1
-            and not (nonfinite.is_floating_point() or nonfinite.dtype == torch.bool)
-        ):
-            nonfinite = int(nonfinite)
-        if isinstance(nonfinite, bool) or not isinstance(nonfinite, int) or nonfinite < 0:
-            raise ValueError(
-                f"statistics state_dict['nonfinite'] must be an integer >= 0, got {nonfinite!r}"
-            )
-        return tensors, nonfinite
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+        return check_statistics_state(
+            state, {f: getattr(self, f) for f in _FIELDS}, self.num_samples
+        )

@@ -29,6 +29,8 @@ if pl is not None:
             classes: output classes.
             soft: weight the loss with :func:`dynaprune.lightning.batch_weights`.
             bad: ``"no_losses"`` returns only the mean loss, ``"short"`` one loss too few.
+            correct: also return ``"sample_correct"`` (whether each sample was classified
+                correctly), as policies such as ``onion`` need.
             out: a folder where ``on_train_end`` saves the sampler's statistics, per rank.
         """
 
@@ -40,11 +42,12 @@ if pl is not None:
             soft: bool = False,
             bad: str | None = None,
             out: str | None = None,
+            correct: bool = False,
         ) -> None:
             super().__init__()
             torch.manual_seed(0)
             self.net = torch.nn.Linear(features, classes)
-            self.soft, self.bad, self.out = soft, bad, out
+            self.soft, self.bad, self.out, self.correct = soft, bad, out, correct
             self.seen: list[tuple[int, list[int]]] = []
 
         def training_step(self, batch: Any, batch_idx: int) -> Any:
@@ -55,13 +58,17 @@ if pl is not None:
                 if not self.seen or self.seen[-1][0] != self.current_epoch:
                     self.seen.append((self.current_epoch, []))
                 self.seen[-1][1].extend(idx[0].tolist())
-            losses = F.cross_entropy(self.net(x), y, reduction="none")
+            logits = self.net(x)
+            losses = F.cross_entropy(logits, y, reduction="none")
             if self.bad == "no_losses":
                 return losses.mean()
             if self.bad == "short":
                 losses = losses[:-1]
             loss = (losses * batch_weights(self, losses)).mean() if self.soft else losses.mean()
-            return {"loss": loss, "sample_losses": losses}
+            out = {"loss": loss, "sample_losses": losses}
+            if self.correct:
+                out["sample_correct"] = logits.argmax(1) == y
+            return out
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -16,16 +16,44 @@ def fake_losses(idx, epoch):
     return ((idx.float() * 0.618 + epoch * 0.3) % 1.0) * 3.0
 
 
-def train(sampler):
+def fake_correct(idx, epoch):
+    """Correctness that depends only on the sample and the epoch, and flips for some samples."""
+    return (idx * 7 + epoch * (idx % 3)) % 4 != 0
+
+
+def onion_losses(idx, epoch):
+    """Like fake_losses, with some NaN losses: those record no correctness."""
+    return torch.where((idx + epoch) % 9 == 0, float("nan"), fake_losses(idx, epoch))
+
+
+def train(sampler, epochs=EPOCHS, loss_fn=fake_losses, indexed=False):
+    """Feeds losses and correctness (ignored by the policies that do not read it)."""
     shards = []
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         sampler.set_epoch(epoch)
         order = list(sampler)
         shards.append(order)
         for start in range(0, len(order), BATCH):
-            sampler.update(fake_losses(torch.tensor(order[start : start + BATCH]), epoch))
+            idx = torch.tensor(order[start : start + BATCH])
+            correct = fake_correct(idx, epoch)
+            sampler.update(loss_fn(idx, epoch), idx if indexed else None, correct=correct)
         sampler.synchronize()
     return shards
+
+
+# An odd budget of 25 of 53: every epoch pads one rank, or drops a sample with drop_last. With
+# period 2 and one warm-up epoch, the subset is trimmed at epoch 1 and swapped at 2 and 4.
+ONION_KEEP, ONION_EPOCHS = 0.47, 6
+ONION_CASES = {"onion": (False, False), "onion_indexed": (False, True), "onion_drop": (True, False)}
+
+
+def onion_sampler(**kwargs):
+    from dynaprune import OnionPolicy
+
+    policy = OnionPolicy(period=2, swap_fraction=0.2)
+    return DynamicPruningSampler(
+        N, ONION_KEEP, policy, seed=1, warmup_epochs=1, nonfinite="ignore", **kwargs
+    )
 
 
 CASES = [("ucb", False), ("soft", True), ("epsilon_greedy", False)]
@@ -43,6 +71,10 @@ def _worker(rank, path):
             assert (sampler.num_replicas, sampler.rank) == (WORLD, rank)
             shards = train(sampler)
             results[policy] = {"shards": shards, "stats": sampler.stats.state_dict()}
+        for case, (drop_last, indexed) in ONION_CASES.items():
+            sampler = onion_sampler(drop_last=drop_last)
+            shards = train(sampler, ONION_EPOCHS, onion_losses, indexed)
+            results[case] = {"shards": shards, "stats": sampler.stats.state_dict()}
 
         sampler = DynamicPruningSampler(10, 1.0)
         list(sampler)
@@ -94,6 +126,30 @@ def test_ranks_agree_and_match_a_single_process(plain_results, policy, drop_last
         assert torch.equal(a, b), f"{name} differs across ranks"
         if not drop_last:
             assert torch.equal(a, single.stats.state_dict()[name]), f"{name} differs from 1 process"
+
+
+@pytest.mark.parametrize("case", ONION_CASES)
+def test_correctness_merges_bit_equal_and_matches_a_single_process(plain_results, case):
+    drop_last, _ = ONION_CASES[case]
+    results = [r[case] for r in plain_results]
+    single = onion_sampler()
+    reference = train(single, ONION_EPOCHS, onion_losses)
+    expected = single.stats.state_dict()
+    subsets = [set(order) for order in reference]
+    # The run swaps: 5 of the 25 samples at epochs 2 and 4, none at 3 and 5.
+    assert [len(subsets[e] - subsets[e - 1]) for e in range(2, 6)] == [5, 0, 5, 0]
+    assert expected["correct"].count_nonzero() > 0  # the comparison is not vacuous
+    for name in ("mean", "var", "count", "seen", "correct"):
+        a, b = (r["stats"][name] for r in results)
+        assert torch.equal(a, b), f"{name} differs across ranks"
+        if not drop_last:
+            assert torch.equal(a, expected[name]), f"{name} differs from 1 process"
+    for epoch in range(ONION_EPOCHS):
+        flat = results[0]["shards"][epoch] + results[1]["shards"][epoch]
+        if drop_last:  # 24 of 25 trained: the subset is filled up, then swapped
+            assert len(set(flat)) == len(flat) == len(reference[epoch]) // WORLD * WORLD
+        else:
+            assert set(flat) == subsets[epoch]
 
 
 def test_nonfinite_counts_are_summed_once_and_known_on_every_rank(plain_results):

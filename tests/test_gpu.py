@@ -24,10 +24,12 @@ def test_plain_loop_feedback_does_not_sync(policy):
         order = torch.tensor(list(sampler), device="cuda")
         for start in range(0, len(order), 64):
             idx = order[start : start + 64]
-            losses = F.cross_entropy(model(x[idx]), y[idx], reduction="none")
+            logits = model(x[idx])
+            losses = F.cross_entropy(logits, y[idx], reduction="none")
+            correct = logits.argmax(1) == y[idx]
             torch.cuda.set_sync_debug_mode("error")
             try:
-                loss = sampler.update(losses)
+                loss = sampler.update(losses, correct=correct)
                 loss_indexed = sampler.batch_weights(losses, indices=idx)
             finally:
                 torch.cuda.set_sync_debug_mode("default")

@@ -131,6 +131,43 @@ def test_missing_sample_losses_is_explained(tmp_path, tiny_module):
         trainer(tmp_path).fit(tiny_module(bad="no_losses"), make_loader(sampler))
 
 
+def test_onion_fit_reads_sample_correct(tmp_path, tiny_module):
+    from dynaprune import OnionPolicy
+
+    policy = OnionPolicy(period=2, swap_fraction=0.25)
+    sampler = DynamicPruningSampler(96, 0.5, policy, warmup_epochs=1)
+    model = tiny_module(correct=True)
+    trainer(tmp_path, max_epochs=4).fit(model, make_loader(sampler))
+    subsets = [set(idx) for _, idx in model.seen]
+    assert [len(s) for s in subsets] == [96, 48, 48, 48]
+    # Epoch 2 swaps round(0.25 * 48) = 12 samples; epoch 3 keeps the subset.
+    assert [len(subsets[e] - subsets[e - 1]) for e in (2, 3)] == [12, 0]
+    # Counters restarted at epoch 2: two epochs of correctness since, on the device.
+    assert sampler.stats.correct is not None and sampler.stats.correct.count_nonzero() > 0
+    assert sampler.stats.forgetting_counts().isfinite().sum() > 0
+
+
+def test_missing_sample_correct_is_explained(tmp_path, tiny_module):
+    sampler = DynamicPruningSampler(96, 0.5, "onion")
+    with pytest.raises(
+        RuntimeError,
+        match=r'OnionPolicy\(.*\) needs per-sample correctness: .* return "sample_correct"',
+    ):
+        trainer(tmp_path).fit(tiny_module(), make_loader(sampler))
+    assert sampler.stats.count.sum() == 0
+
+
+def test_sample_correct_that_is_no_tensor_is_explained(tmp_path, tiny_module):
+    class Listing(tiny_module):
+        def training_step(self, batch, batch_idx):
+            out = super().training_step(batch, batch_idx)
+            return {**out, "sample_correct": out["sample_correct"].tolist()}
+
+    sampler = DynamicPruningSampler(96, 0.5, "onion")
+    with pytest.raises(RuntimeError, match=r'returned "sample_correct" as list; return a bool'):
+        trainer(tmp_path).fit(Listing(correct=True), make_loader(sampler))
+
+
 def test_wrong_length_is_explained(tmp_path, tiny_module):
     sampler = DynamicPruningSampler(96, 0.5)
     with pytest.raises(RuntimeError, match=r"shape \(15,\) for a batch of 16 samples"):

@@ -10,14 +10,20 @@ from torch.utils.data import DataLoader, TensorDataset
 from dynaprune import POLICIES, DynamicPruningSampler
 
 
+def fake_correct(idx, epoch):
+    """Deterministic fake correctness that flips with the epoch for some samples."""
+    return (idx * 7 + epoch * (idx % 3)) % 4 != 0
+
+
 def run_epoch(sampler, epoch, loss_fn=None, batch_size=7):
-    """Iterate one epoch, feeding deterministic fake losses; return the order seen."""
+    """Iterate one epoch, feeding deterministic fake losses (and correctness, which policies
+    that do not read it ignore); return the order seen."""
     sampler.set_epoch(epoch)
     order = list(sampler)
     for start in range(0, len(order), batch_size):
         idx = torch.tensor(order[start : start + batch_size])
         losses = (idx.float() * 0.37 + epoch) % 5.0 if loss_fn is None else loss_fn(idx, epoch)
-        sampler.update(losses)
+        sampler.update(losses, correct=fake_correct(idx, epoch))
     return order
 
 
@@ -297,7 +303,7 @@ def test_sampler_invariants(n, keep, policy, replicas, drop_last, seed):
         ({"keep_ratio": 1.5}, ValueError, r"keep_ratio must be in \(0, 1\], got 1.5"),
         ({"keep_ratio": float("nan")}, ValueError, r"keep_ratio must be in \(0, 1\], got nan"),
         ({"keep_ratio": 0.001}, ValueError, r"keep_ratio=0.001 of 100 samples keeps .* = 0"),
-        ({"policy": "topk"}, ValueError, r"policy must be one of .*'importance'\], got 'topk'"),
+        ({"policy": "topk"}, ValueError, r"policy must be one of .*'onion'\], got 'topk'"),
         ({"seed": -1}, ValueError, r"seed must be an integer >= 0, got -1"),
         ({"warmup_epochs": 1.5}, ValueError, r"warmup_epochs must be an integer >= 0, got 1.5"),
         ({"anneal_epochs": 2}, ValueError, r"anneal_epochs=2 needs total_epochs"),

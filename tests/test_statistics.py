@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,175 @@ def test_unique_fast_path_equals_the_general_path():
         fast.update(idx, losses, epoch, unique=True)
     for name in ("mean", "var", "count", "seen", "nonfinite"):
         assert torch.equal(getattr(general, name), getattr(fast, name)), name
+
+
+# ----------------------------------------------------------------- correctness
+def tracked(n):
+    stats = LossStatistics(n)
+    stats.track_correctness()
+    return stats
+
+
+def present_all(stats, sequences, epoch=0):
+    """Record column after column of ``sequences`` (one row per sample, 1 correct, 0 not)."""
+    idx = torch.arange(len(sequences))
+    for column in zip(*sequences, strict=True):
+        stats.update(idx, torch.ones(len(idx)), epoch, correct=torch.tensor(column).bool())
+
+
+def test_forgetting_counts_of_scripted_sequences():
+    stats = tracked(5)
+    present_all(stats, [[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 1], [0, 1, 1, 0]])
+    assert stats.forgetting_counts().tolist() == [2.0, math.inf, 0.0, 1.0, 1.0]
+    stats.reset_correctness()
+    assert torch.isinf(stats.forgetting_counts()).all()
+    # After a reset the last correctness is gone too: a first incorrect presentation is no
+    # forgetting event, whatever came before.
+    present_all(stats, [[0, 1], [1, 0], [1, 1], [0, 0], [1, 0]])
+    assert stats.forgetting_counts().tolist() == [0.0, 1.0, 0.0, math.inf, 1.0]
+
+
+def forgetting_reference(num_samples, batches):
+    """Forgetting events from the rule, one presentation per sample and call: its recorded
+    entries (finite loss, valid) are correct only if all of them are."""
+    last = [None] * num_samples
+    forgets, learned = [0] * num_samples, [False] * num_samples
+    for idx, losses, valid, correct in batches:
+        groups = {}
+        for i, x, v, c in zip(idx, losses, valid, correct, strict=True):
+            if v and np.isfinite(x):
+                groups.setdefault(int(i), []).append(bool(c))
+        for i, cs in groups.items():
+            now = all(cs)
+            forgets[i] += last[i] is True and not now
+            learned[i] |= now
+            last[i] = now
+    return [float(f) if ok else math.inf for f, ok in zip(forgets, learned, strict=True)]
+
+
+@pytest.mark.parametrize("unique", [False, True])
+def test_correctness_matches_the_rule_with_repeats_nan_and_padding(unique):
+    rng = np.random.default_rng(1)
+    n, batches = 30, []
+    for _ in range(60):
+        # Without unique=True, repeats within a batch on purpose.
+        idx = rng.permutation(n)[:12] if unique else rng.integers(0, n, size=12)
+        losses = rng.exponential(size=12).astype(np.float32)
+        losses[rng.random(12) < 0.15] = np.nan
+        valid = rng.random(12) > 0.1  # padding
+        batches.append((idx, losses, valid, rng.random(12) < 0.6))
+    stats = tracked(n)
+    for idx, losses, valid, correct in batches:
+        stats.update(
+            torch.as_tensor(idx),
+            torch.as_tensor(losses),
+            0,
+            torch.as_tensor(valid),
+            unique=unique,
+            correct=torch.as_tensor(correct),
+        )
+    assert stats.forgetting_counts().tolist() == forgetting_reference(n, batches)
+    assert stats.forgetting_counts().isfinite().any()  # the comparison is not vacuous
+
+
+def test_a_nan_loss_records_no_correctness_but_the_sample_is_seen():
+    stats = tracked(2)
+    present_all(stats, [[1], [1]])
+    nan = torch.tensor([float("nan"), 1.0])
+    stats.update(torch.tensor([0, 1]), nan, 1, correct=torch.tensor([False, False]))
+    assert stats.forgetting_counts().tolist() == [0.0, 1.0]
+    assert stats.seen.tolist() == [2, 2]
+
+
+def test_repeated_index_is_correct_only_if_all_its_entries_are():
+    stats = tracked(3)
+    present_all(stats, [[1], [1], [1]])
+    idx = torch.tensor([0, 0, 1, 1, 2, 2])
+    losses = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, float("nan")])
+    correct = torch.tensor([True, False, True, True, True, False])
+    stats.update(idx, losses, 1, correct=correct)
+    # 0: one entry wrong; 1: all right; 2: its wrong entry has a NaN loss and is not recorded
+    assert stats.forgetting_counts().tolist() == [1.0, 0.0, 0.0]
+
+
+def test_correct_is_ignored_without_tracking_and_tracking_is_idempotent():
+    stats = LossStatistics(2)
+    stats.update(torch.tensor([0, 1]), torch.ones(2), 0, correct=torch.tensor([True, False]))
+    assert stats.correct is None and not stats.tracks_correctness
+    with pytest.raises(RuntimeError, match=r"call track_correctness\(\)"):
+        stats.forgetting_counts()
+    stats.track_correctness()
+    present_all(stats, [[1, 0], [1, 1]])
+    stats.track_correctness()  # keeps what was recorded
+    assert stats.forgetting_counts().tolist() == [1.0, 0.0]
+
+
+def test_twenty_bytes_per_sample_with_correctness():
+    stats = LossStatistics(10)
+    assert stats.bytes_per_sample == 16
+    stats.track_correctness()
+    assert stats.bytes_per_sample == 20
+
+
+def test_state_dict_roundtrip_with_correctness():
+    stats = tracked(4)
+    present_all(stats, [[1, 0], [0, 0], [1, 1], [0, 1]])
+    state = stats.state_dict()
+    assert state["correct"].dtype == torch.int32
+    other = LossStatistics(4)  # not tracking: a saved history is kept, not dropped
+    other.load_state_dict(state)
+    assert other.tracks_correctness
+    assert torch.equal(other.correct, stats.correct)
+    assert other.forgetting_counts().tolist() == [1.0, math.inf, 0.0, 0.0]
+    assert "correct" not in LossStatistics(4).state_dict()
+
+
+def test_old_state_without_correctness_restarts_the_counters():
+    old = LossStatistics(3)
+    old.update(torch.tensor([0, 1]), torch.ones(2), 0)
+    stats = tracked(3)
+    present_all(stats, [[1, 0], [1, 1], [0, 0]])
+    stats.load_state_dict(old.state_dict())
+    assert stats.tracks_correctness and torch.equal(
+        stats.correct, torch.zeros(3, dtype=torch.int32)
+    )
+    assert stats.count.tolist() == [1, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("correct", "error", "match"),
+    [
+        (
+            torch.tensor([3, -4, 0]),
+            TypeError,
+            r"\['correct'\] must be a 1-D int32 tensor, got .*int64",
+        ),
+        (torch.tensor([3.0, 0.0, 0.0]), TypeError, r"\['correct'\] must be a 1-D int32 tensor"),
+        ([3, 0, 0], TypeError, r"\['correct'\] must be a 1-D int32 tensor, got list"),
+        (
+            torch.tensor([3, 0], dtype=torch.int32),
+            ValueError,
+            r"\['correct'\] holds 2 samples, but",
+        ),
+        (
+            torch.tensor([3, -4, 0], dtype=torch.int32),
+            ValueError,
+            r"\['correct'\] holds 1 impossible",
+        ),
+        # correct last time, or forgotten, without ever being learned
+        (
+            torch.tensor([1, 4, 0], dtype=torch.int32),
+            ValueError,
+            r"\['correct'\] holds 2 impossible",
+        ),
+    ],
+)
+def test_corrupted_correctness_is_refused_and_nothing_changes(correct, error, match):
+    stats = tracked(3)
+    present_all(stats, [[1, 0], [1, 1], [0, 0]])
+    before = stats.state_dict()
+    state = {**before, "correct": correct}
+    with pytest.raises(error, match=r"statistics state_dict" + match):
+        stats.load_state_dict(state)
+    for name, value in before.items():
+        assert torch.equal(stats.state_dict()[name], value), name
