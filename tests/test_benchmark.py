@@ -384,3 +384,27 @@ def test_both_loops_apply_the_policy_loss_weights(policy: str, keep: float) -> N
     unweighted = torch.cat([p.detach().flatten() for p in run.model.parameters()])
     torch.testing.assert_close(params["lightning"], params["plain"], rtol=1e-4, atol=1e-5)
     assert (unweighted - params["plain"]).abs().max() > 1e-3
+
+
+def test_both_loops_feed_correctness_to_onion() -> None:
+    """``onion`` needs per-sample correctness: both loops pass it and train the same model."""
+    from benchmarks.data import load_data
+    from benchmarks.lightning_loop import train_lightning
+    from benchmarks.loaders import normalize
+    from benchmarks.train import RunClock, prepare_run, train_plain
+
+    cfg = quick(**{"data.loader": "device", "train.epochs": 3, "pruning.policies": ["onion"]})
+    data = load_data(cfg["data"])
+    test = (normalize(data.test_x, data.mean, data.std), data.test_y)
+    spec = RunSpec("onion", 0.5, 0, 3)  # swaps every ceil(3 / 10) = 1 epoch
+    params, subsets = {}, {}
+    for loop, train_fn in (("plain", train_plain), ("lightning", train_lightning)):
+        run = prepare_run(spec, cfg, data, torch.device("cpu"))
+        assert run.sampler.policy.swaps_at(1) and run.sampler.policy.swaps_at(2)
+        train_fn(run, RunClock(run, test, 256, eval_every=3))
+        params[loop] = torch.cat([p.detach().flatten() for p in run.model.parameters()])
+        stats = run.sampler.stats
+        assert stats.correct is not None and bool((stats.correct != 0).any())
+        subsets[loop] = stats.seen == 3  # the subset of the last epoch
+    torch.testing.assert_close(params["lightning"], params["plain"], rtol=1e-4, atol=1e-5)
+    assert torch.equal(subsets["lightning"], subsets["plain"])

@@ -90,9 +90,10 @@ def test_scoring_is_charged_to_total_time_and_speedup(tmp_path: Path) -> None:
     assert float(static[0]["scoring_seconds"]) > 0
     assert static[0]["scoring_seconds"] == static[1]["scoring_seconds"]  # one scoring per seed
     for run in static:
-        assert float(run["total_seconds"]) > float(run["train_seconds"]) + float(
-            run["scoring_seconds"]
-        ) - 1e-9
+        assert (
+            float(run["total_seconds"])
+            > float(run["train_seconds"]) + float(run["scoring_seconds"]) - 1e-9
+        )
     assert float(runs[("uniform", "0.5")]["scoring_seconds"]) == 0.0
     with (out / "summary.csv").open() as handle:
         rows = {(r["method"], r["keep_ratio"]): r for r in csv.DictReader(handle)}
