@@ -40,6 +40,7 @@ OUTPUT_FILES = (
     "accuracy_vs_time.png",
     "accuracy_vs_keep.png",
     "delta_vs_budget.png",
+    "accuracy_vs_cost.png",
 )
 
 

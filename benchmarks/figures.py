@@ -1,5 +1,6 @@
-"""Figures of one invocation: accuracy against training time, against keep ratio, and the
-paired difference of each method to ``full-same-budget`` (the same budget on all the data)."""
+"""Figures of one invocation: accuracy against training time, against keep ratio, against the
+whole cost (training plus a static method's scoring), and the paired difference of each method
+to ``full-same-budget`` (the same budget on all the data)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,20 @@ _STYLE = {  # one colour per method in both figures; baselines dashed
     "infobatch": ("C4", "-"),
     "pool_top": ("C5", "-"),
     "importance": ("C6", "-"),
+    "onion": ("magenta", "-"),
+    "static-forgetting": ("C8", "-."),  # static methods dash-dotted
+    "static-el2n": ("C9", "-."),
+    "static-grand": ("saddlebrown", "-."),
+    "static-herding": ("navy", "-."),
+    "static-kcenter": ("teal", "-."),
+    "static-curvature": ("crimson", "-."),
 }
+_MARKERS = ("o", "s", "^", "D", "v")  # one per keep ratio in accuracy_vs_cost.png
 
 
 def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> list[Path]:
-    """Writes ``accuracy_vs_time.png`` (one panel per keep ratio) and ``accuracy_vs_keep.png``."""
+    """Writes ``accuracy_vs_time.png`` (one panel per keep ratio), ``accuracy_vs_keep.png``,
+    ``delta_vs_budget.png`` and ``accuracy_vs_cost.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,6 +65,7 @@ def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> lis
         out / "accuracy_vs_time.png",
         out / "accuracy_vs_keep.png",
         out / "delta_vs_budget.png",
+        out / "accuracy_vs_cost.png",
     ]
     fig.savefig(paths[0], dpi=120)
     plt.close(fig)
@@ -89,7 +100,47 @@ def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> lis
     fig.savefig(paths[1], dpi=120)
     plt.close(fig)
     _plot_deltas(plt, results, paths[2])
+    _plot_cost(plt, rows, paths[3])
     return paths
+
+
+def _plot_cost(plt: Any, rows: list[dict[str, Any]], path: Path) -> None:
+    """Final accuracy (mean ± std) against what a user pays: training plus scoring seconds.
+
+    One colour per method, one marker per keep ratio; a static method's scoring run moves it to
+    the right of the dynamic policies at the same budget.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ratios = sorted({r["keep_ratio"] for r in rows if r["method"] != "full"})
+    for r in sorted(rows, key=lambda r: (_rank(split_method(r["method"])[0]), r["keep_ratio"])):
+        colour, _ = _STYLE.get(split_method(r["method"])[0], (None, "-"))
+        keep = r["keep_ratio"]
+        marker = "*" if r["method"] == "full" else _MARKERS[ratios.index(keep) % len(_MARKERS)]
+        first = r is next(q for q in rows if q["method"] == r["method"])
+        ax.errorbar(
+            r["train_seconds_mean"] + r["scoring_seconds_mean"],
+            r["test_acc_mean"],
+            yerr=r["test_acc_std"],
+            marker=marker,
+            markersize=9 if r["method"] == "full" else 6,
+            capsize=3,
+            color=colour,
+            linestyle="none",
+            label=r["method"] if first else None,
+        )
+    for keep in ratios:  # a legend entry per marker shape
+        marker = _MARKERS[ratios.index(keep) % len(_MARKERS)]
+        ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"keep {keep:g}")
+    ax.set(
+        xlabel="training + scoring time (s)",
+        ylabel="final test accuracy (%)",
+        title="accuracy against the whole cost",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:

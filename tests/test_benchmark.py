@@ -273,7 +273,8 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
     )
     assert budget["steps"] == pruned["steps"]  # the same number of optimizer steps, on all the data
     assert "| full | 1 |" in (out / "summary.md").read_text()
-    for figure in ("accuracy_vs_time.png", "accuracy_vs_keep.png", "delta_vs_budget.png"):
+    figures = ("accuracy_vs_time.png", "accuracy_vs_keep.png", "delta_vs_budget.png")
+    for figure in (*figures, "accuracy_vs_cost.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     env = json.loads((out / "environment.json").read_text())
     assert env["versions"]["torch"] == torch.__version__.split("+")[0] and env["device"] == "cpu"
