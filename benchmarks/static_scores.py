@@ -107,7 +107,8 @@ class StaticScorer:
         self.cfg, self.data, self.device = cfg, data, device
         self.channels_last = bool(cfg["model"]["channels_last"])
         self._cache: dict[tuple[str, int], tuple[Tensor, float]] = {}
-        self._eval: list[tuple[Tensor, Tensor]] | None = None
+        # Built here, outside every timer, so that no method pays for what all of them share.
+        self._eval = self._eval_batches()
 
     def cached(self, method: str, seed: int) -> bool:
         """Whether the scores of ``method`` for ``seed`` are already computed."""
@@ -166,15 +167,17 @@ class StaticScorer:
             channels_last=self.channels_last,
         )
 
+    def _eval_batches(self) -> list[tuple[Tensor, Tensor]]:
+        """Unaugmented batches in data set order, on the device."""
+        data, size = self.data, self.cfg["train"]["eval_batch_size"]
+        x = normalize(data.train_x.to(self.device), data.mean, data.std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = data.train_y.to(self.device)
+        return list(zip(x.split(size), y.split(size), strict=True))
+
     def _eval_loader(self) -> list[tuple[Tensor, Tensor]]:
-        """Unaugmented batches in data set order (built once, reused by every method)."""
-        if self._eval is None:
-            data, size = self.data, self.cfg["train"]["eval_batch_size"]
-            x = normalize(data.train_x.to(self.device), data.mean, data.std)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = data.train_y.to(self.device)
-            self._eval = list(zip(x.split(size), y.split(size), strict=True))
+        """The unaugmented batches, shared by every method."""
         return self._eval
 
     def _budget(self) -> int:
