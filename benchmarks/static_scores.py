@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from benchmarks.data import DataBundle
 from benchmarks.loaders import DeviceLoader, normalize
 from benchmarks.models import build_model
-from benchmarks.train import lr_factor
+from benchmarks.train import make_optimizer, make_scheduler
 
 __all__ = ["STATIC_METHODS", "StaticScorer", "is_static"]
 
@@ -134,24 +134,9 @@ class StaticScorer:
     def _optimizer(self, params: Any) -> torch.optim.Optimizer:
         """The run's optimizer, its learning rate following ``full``'s schedule step by step."""
         train = self.cfg["train"]
-        optimizer: torch.optim.Optimizer
-        if train["optimizer"] == "sgd":
-            optimizer = torch.optim.SGD(
-                params,
-                lr=train["lr"],
-                momentum=train["momentum"],
-                nesterov=train["nesterov"] and train["momentum"] > 0,
-                weight_decay=train["weight_decay"],
-            )
-        else:
-            optimizer = torch.optim.AdamW(
-                params, lr=train["lr"], weight_decay=train["weight_decay"]
-            )
+        optimizer = make_optimizer(params, train)
         total = train["epochs"] * math.ceil(self.data.num_train / train["batch_size"])
-        warmup = int(train["warmup_fraction"] * total)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lr_factor(train["schedule"], warmup, total)
-        )
+        schedule = make_scheduler(optimizer, train, total)
         optimizer.register_step_post_hook(lambda *_: schedule.step())
         return optimizer
 

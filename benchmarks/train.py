@@ -30,6 +30,8 @@ __all__ = [
     "RunResult",
     "evaluate",
     "lr_factor",
+    "make_optimizer",
+    "make_scheduler",
     "prepare_run",
     "train_plain",
 ]
@@ -95,6 +97,29 @@ def lr_factor(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[i
     return factor
 
 
+def make_optimizer(params: Any, train: dict[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer of the ``train`` config section (SGD with Nesterov momentum, or AdamW)."""
+    if train["optimizer"] == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=train["lr"],
+            momentum=train["momentum"],
+            nesterov=train["nesterov"] and train["momentum"] > 0,
+            weight_decay=train["weight_decay"],
+        )
+    return torch.optim.AdamW(params, lr=train["lr"], weight_decay=train["weight_decay"])
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, train: dict[str, Any], total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The ``train`` section's LR schedule (warm-up, then the decay) over ``total_steps`` steps."""
+    warmup = int(train["warmup_fraction"] * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(train["schedule"], warmup, total_steps)
+    )
+
+
 def prepare_run(
     spec: RunSpec,
     cfg: dict[str, Any],
@@ -126,22 +151,8 @@ def prepare_run(
     planned = sampler.total_steps(batch_size=size, drop_last=drop_last, epochs=spec.epochs)
     if spec.max_steps is not None:
         planned = min(planned, spec.max_steps)
-    if train["optimizer"] == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=train["lr"],
-            momentum=train["momentum"],
-            nesterov=train["nesterov"] and train["momentum"] > 0,
-            weight_decay=train["weight_decay"],
-        )
-    else:
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"]
-        )
-    warmup = int(train["warmup_fraction"] * planned)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_factor(train["schedule"], warmup, planned)
-    )
+    optimizer = make_optimizer(model.parameters(), train)
+    scheduler = make_scheduler(optimizer, train, planned)
     return Run(
         spec,
         model,
