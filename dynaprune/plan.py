@@ -6,28 +6,21 @@ it, takes this rank's shard, hands the shard to the DataLoader, and matches each
 to it by position through :meth:`EpochPlan.match`, which only slices device tensors and
 advances a host-side cursor: no sync. It knows whether an iteration over it is still open, so
 a second iteration in the middle of the epoch continues it instead of planning it again. It
-writes itself to a checkpoint and, with its own validation, reads itself back.
+writes itself to a checkpoint; :func:`dynaprune._state.restore_plan` reads it back, validated.
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from dynaprune._checks import (
-    check_bool,
-    check_count,
-    check_index_tensor,
-    check_plan_fits,
-    check_selection,
-    check_weight_tensor,
-)
-from dynaprune.distributed import Sharding, shard_length, shard_order
+from dynaprune._checks import check_selection
+from dynaprune.distributed import Sharding, shard_order
 from dynaprune.policies import PruningPolicy
 from dynaprune.statistics import LossStatistics
 
@@ -280,72 +273,6 @@ class EpochPlan:
             "drop_last": self.sharding.drop_last,
             "policy": self.policy,
         }
-
-    @classmethod
-    def from_state(
-        cls,
-        state: Any,
-        *,
-        num_samples: int,
-        sharding: Sharding,
-        device: torch.device,
-        epoch_size: Callable[[int], int] | None = None,
-        policy: str | None = None,
-    ) -> EpochPlan:
-        """Restore :meth:`state_dict` output, validated.
-
-        A plan that stopped mid-epoch continues after its last matched batch, and must fit
-        this configuration: as many samples (``epoch_size(epoch)``), ranks, the same ``drop_last``
-        and, for a pruned epoch, the same policy class (``policy``). A finished plan only
-        needs to be well-formed.
-
-        Raises:
-            TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
-            ValueError: for impossible values, or a mid-epoch plan that does not fit.
-        """
-        where = "state_dict['plan']"
-        if not isinstance(state, Mapping):
-            raise TypeError(f"{where} must be a mapping or None, got {type(state).__name__}")
-        for key in ("epoch", "order"):
-            if key not in state:
-                raise ValueError(f"{where} lacks {key!r}")
-        epoch = check_count(f"{where}['epoch']", state["epoch"])
-        order = check_index_tensor(f"{where}['order']", state["order"], num_samples)
-        weights = state.get("weights")
-        if weights is not None:
-            weights = check_weight_tensor(f"{where}['weights']", weights, order.numel())
-        cursor = check_count(f"{where}['cursor']", state.get("cursor", 0))
-        replicas = check_count(
-            f"{where}['num_replicas']", state.get("num_replicas", sharding.num_replicas), 1
-        )
-        drop_last = check_bool(f"{where}['drop_last']", state.get("drop_last", sharding.drop_last))
-        saved_length = shard_length(order.numel(), replicas, drop_last)
-        if cursor > saved_length:
-            raise ValueError(
-                f"{where}['cursor'] must be in [0, {saved_length}] for an epoch of "
-                f"{order.numel()} samples on {replicas} ranks, got {cursor}"
-            )
-        saved_policy = state.get("policy")
-        if cursor < saved_length:  # stopped mid-epoch: it must continue as it was planned
-            expected = None if epoch_size is None else epoch_size(epoch)
-            check_plan_fits(epoch, order.numel(), expected, (replicas, drop_last), sharding)
-            if saved_policy is not None and saved_policy != policy:
-                raise ValueError(
-                    f"{where} stopped mid-way through epoch {epoch}, planned by {saved_policy}, "
-                    f"but this sampler's policy is {policy}: resume mid-epoch with the same "
-                    "policy (or at an epoch boundary)"
-                )
-        plan = cls(
-            epoch,
-            order.to(device),
-            None if weights is None else weights.to(device),
-            num_samples=num_samples,
-            sharding=sharding,
-            policy=saved_policy if isinstance(saved_policy, str) else None,
-        )
-        plan.cursor = cursor if cursor < saved_length else plan.shard.numel()
-        plan.restored = True
-        return plan
 
 
 def _ints(order: Tensor) -> Iterator[int]:
