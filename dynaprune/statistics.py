@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from dynaprune import _correct
-from dynaprune._stats_state import check_statistics_state
+from dynaprune._stats_state import check_statistics_state, load_statistics_state
 
 __all__ = ["LossStatistics"]
 
@@ -322,18 +322,7 @@ class LossStatistics:
             ValueError: if a field has another length than this data set, or impossible values
                 (negative counts, a negative or non-finite variance, a non-finite mean).
         """
-        tensors, nonfinite = self.check_state_dict(state)
-        correct = tensors.pop("correct", None)
-        for name, value in tensors.items():
-            current = getattr(self, name)
-            setattr(self, name, value.to(device=current.device, dtype=current.dtype).clone())
-        if correct is not None:
-            self.correct = correct.to(self.device).clone()
-        else:
-            self.reset_correctness()
-        count = torch.tensor(nonfinite, dtype=torch.int64, device=self.device)
-        # A saved count is either a single process's or already merged over all ranks.
-        self.nonfinite, self.nonfinite_merged = count, count.clone()
+        load_statistics_state(self, *self.check_state_dict(state))
 
     def check_state_dict(self, state: Any) -> tuple[dict[str, Tensor], int]:
         """Validate :meth:`state_dict` output for these statistics, without loading it.
