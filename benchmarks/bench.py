@@ -14,7 +14,7 @@ import yaml
 from benchmarks.data import load_data
 from benchmarks.environment import collect_environment, write_environment
 from benchmarks.figures import plot
-from benchmarks.grid import ANNEAL_SUFFIX, RunSpec, build_grid
+from benchmarks.grid import RunSpec, build_grid, split_method
 from benchmarks.loaders import normalize
 from benchmarks.report import append_run, load_results, summarize, write_summary
 from benchmarks.static_scores import StaticScorer, is_static
@@ -117,7 +117,7 @@ def run_benchmark(
         console.log(f"warmed up for {cfg['benchmark']['warmup_steps']} untimed steps")
 
     scorer = None
-    if any(is_static(spec.method.removesuffix(ANNEAL_SUFFIX)) for spec in grid):
+    if any(is_static(split_method(spec.method)[0]) for spec in grid):
         scorer = StaticScorer(cfg, data, device)
     results: list[RunResult] = []
     columns = (
@@ -170,7 +170,7 @@ def _static_policy(
     spec: RunSpec, scorer: StaticScorer | None, data: Any, console: Any
 ) -> tuple[Any, float]:
     """A static method's policy over its scores and the scoring seconds; ``(None, 0)`` else."""
-    name = spec.method.removesuffix(ANNEAL_SUFFIX)
+    name, _ = split_method(spec.method)
     if scorer is None or not is_static(name):
         return None, 0.0
     from dynaprune import StaticPolicy

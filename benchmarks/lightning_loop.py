@@ -29,7 +29,7 @@ class BenchModule(pl.LightningModule):
         super().__init__()
         self.model = run.model
         self.run = run
-        self.needs_correct = getattr(run.sampler.policy, "needs_correctness", False)
+        self.needs_correct = run.sampler.policy.needs_correctness
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

@@ -318,7 +318,7 @@ class RunClock:
 def train_plain(run: Run, clock: RunClock) -> None:
     """The plain PyTorch loop: ``set_epoch``, then per batch ``loss = sampler.update(losses)``."""
     run.model.train()
-    needs_correct = getattr(run.sampler.policy, "needs_correctness", False)
+    needs_correct = run.sampler.policy.needs_correctness
     clock.start()
     for epoch in range(run.spec.epochs):
         run.sampler.set_epoch(epoch)
