@@ -89,6 +89,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "benchmark": {
         "baselines": ["full", "full-same-budget"],
+        # Extra points of the full-data curve: all data for these shares of the steps of a
+        # run (full-same-budget runs), beside those at the keep ratios; methods are compared
+        # with the curve at their own time (summary column delta_vs_curve).
+        "curve": [],
         "seeds": 3,  # a count (seeds 0..n-1) or an explicit list
         "target_drop": 0.5,  # time to target: full's final accuracy minus this many points
         "warmup_steps": 20,  # untimed steps first, so run one does not pay for start-up
@@ -249,6 +253,13 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 f"unknown baseline {name!r} in benchmark.baselines[{i}]; valid: {list(BASELINES)}"
             )
+    curve = bench["curve"]
+    if not isinstance(curve, list):
+        raise _fail("benchmark.curve", curve, "a list of fractions in (0, 1)")
+    for i, share in enumerate(curve):
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+            raise _fail(f"benchmark.curve[{i}]", share, "in (0, 1)")
+    bench["curve"] = [float(share) for share in curve]
     bench["seeds"] = _seed_list(bench["seeds"])
     _validate_static(cfg)
     return cfg

@@ -134,7 +134,10 @@ def build_grid(cfg: dict[str, Any], num_samples: int) -> list[RunSpec]:
         if "full" in baselines:
             grid.append(RunSpec("full", 1.0, seed, epochs))
         if "full-same-budget" in baselines:
-            grid += [_budget_spec(keep, seed, num_samples, cfg) for keep in ratios if keep < 1.0]
+            shares = sorted(
+                {keep for keep in ratios if keep < 1.0} | set(cfg["benchmark"]["curve"])
+            )
+            grid += [_budget_spec(keep, seed, num_samples, cfg) for keep in shares]
         grid += [
             RunSpec(policy, keep, seed, epochs)
             for keep in ratios

@@ -80,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--label-noise", type=float, help="share of training labels flipped to another class"
     )
     parser.add_argument("--eval-every", type=int, help="evaluate after every n-th epoch")
+    parser.add_argument(
+        "--curve",
+        type=_csv(float, "--curve"),
+        help="extra full-data curve points (shares of the steps), e.g. 0.7",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no live display, no log lines")
     parser.add_argument(
         "--report-only",
@@ -107,6 +112,7 @@ _FLAGS = {
     "train_subset": "data.train_subset",
     "label_noise": "data.label_noise",
     "eval_every": "train.eval_every",
+    "curve": "benchmark.curve",
 }
 
 
