@@ -14,7 +14,14 @@ import yaml
 from benchmarks.data import load_data
 from benchmarks.environment import collect_environment, write_environment
 from benchmarks.figures import plot
-from benchmarks.grid import RunSpec, build_grid, split_method
+from benchmarks.grid import (
+    REDUCIBLE_POLICIES,
+    RunSpec,
+    build_grid,
+    inbatch_rule,
+    irreducible_form,
+    split_method,
+)
 from benchmarks.loaders import normalize
 from benchmarks.report import append_run, load_results, summarize, write_summary
 from benchmarks.static_scores import StaticScorer, is_static
@@ -117,7 +124,7 @@ def run_benchmark(
         console.log(f"warmed up for {cfg['benchmark']['warmup_steps']} untimed steps")
 
     scorer = None
-    if any(is_static(split_method(spec.method)[0]) for spec in grid):
+    if any(_needs_scoring(spec.method) for spec in grid):
         scorer = StaticScorer(cfg, data, device)
     results: list[RunResult] = []
     columns = (
@@ -142,8 +149,11 @@ def run_benchmark(
                 )
 
             policy, scoring = _static_policy(spec, scorer, data, console)
+            irreducible = None
+            if irreducible_form(spec.method) is not None:
+                policy, irreducible, scoring = _reducible(spec, scorer, console)
             run_start = time.perf_counter()
-            run = prepare_run(spec, cfg, data, device, policy)
+            run = prepare_run(spec, cfg, data, device, policy, irreducible)
             clock = RunClock(run, test, train["eval_batch_size"], on_epoch, train["eval_every"])
             train_fn(run, clock)
             result = clock.result(time.perf_counter() - run_start + scoring, scoring)
@@ -182,6 +192,31 @@ def _static_policy(
     balanced = scorer.cfg["static"]["class_balanced"]
     policy = StaticPolicy(scores, labels=data.train_y, class_balanced=balanced, seed=spec.seed)
     return policy, seconds
+
+
+def _needs_scoring(method: str) -> bool:
+    return is_static(split_method(method)[0]) or irreducible_form(method) is not None
+
+
+def _reducible(
+    spec: RunSpec, scorer: StaticScorer | None, console: Any
+) -> tuple[Any, torch.Tensor | None, float]:
+    """A rho method's ``(epoch-level policy or None, irreducible losses for its in-batch rule or
+    None, scoring seconds)``; the irreducible losses are computed once per form and seed."""
+    from dynaprune.reducible import ReducibleLossPolicy
+
+    form = irreducible_form(spec.method)
+    assert scorer is not None and form is not None
+    fresh = not scorer.cached("irreducible-" + form, spec.seed)
+    losses, seconds = scorer.irreducible(form, spec.seed)
+    if fresh:
+        console.log(f"irreducible losses ({form}) seed {spec.seed}: {seconds:.1f} s")
+    policy, rule = inbatch_rule(spec.method)
+    if policy not in REDUCIBLE_POLICIES:  # an in-batch rho after another (or no) policy
+        return None, losses, seconds
+    # the holdout form trains the target on the half its model did not see: the odd indices
+    odd = torch.arange(losses.numel()).remainder(2) == 1 if form == "holdout" else None
+    return ReducibleLossPolicy(losses, candidates=odd), (losses if rule else None), seconds
 
 
 def write_report(

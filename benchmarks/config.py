@@ -78,6 +78,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0,
         "anneal_epochs": 0,
     },
+    "reducible": {  # irreducible losses of the rho methods (benchmarks/static_scores.py)
+        "model": None,  # a model name (config MODELS); None: the run's own model
+        "epochs": 1,  # training epochs of each irreducible-loss model on its half
+    },
     "static": {  # scoring recipes of the static-* methods (benchmarks/static_scores.py)
         "epochs": 2,  # training epochs before EL2N, curvature and the herding/k-center proxy
         "runs": 2,  # EL2N runs and GraNd initialisations averaged
@@ -179,7 +183,15 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ValueError: naming the key and the value, e.g. an unknown policy, a keep ratio outside
             (0, 1], a missing data root, an unknown dataset or model.
     """
-    from benchmarks.grid import ANNEAL_SUFFIX, method_phases, split_method
+    from benchmarks.grid import (
+        ANNEAL_SUFFIX,
+        INBATCH_RULES,
+        REDUCIBLE_POLICIES,
+        inbatch_keep,
+        inbatch_rule,
+        irreducible_form,
+        method_phases,
+    )
     from benchmarks.static_scores import STATIC_METHODS
     from dynaprune import POLICIES
 
@@ -210,17 +222,19 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     policies = pruning["policies"]
     if not isinstance(policies, list):
         raise _fail("pruning.policies", policies, "a list")
+    known = (*POLICIES, *STATIC_METHODS, *REDUCIBLE_POLICIES)
     for i, policy in enumerate(policies):
-        if not isinstance(policy, str) or split_method(policy)[0] not in (
-            *POLICIES,
-            *STATIC_METHODS,
-        ):
+        base = inbatch_rule(policy)[0] if isinstance(policy, str) else ""
+        if base is not None and base not in known:
             raise ValueError(
                 f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: "
-                f"{list(POLICIES)} and the static methods {list(STATIC_METHODS)}, each "
-                f"optionally with the suffix {ANNEAL_SUFFIX!r}"
+                f"{list(POLICIES)}, the static methods {list(STATIC_METHODS)} and the "
+                f"reducible-loss methods {list(REDUCIBLE_POLICIES)}, each optionally with the "
+                f"suffix {ANNEAL_SUFFIX!r}; the in-batch methods {list(INBATCH_RULES)}, alone or "
+                "after a policy (e.g. 'ucb+sb')"
             )
-        if split_method(policy)[0] in STATIC_METHODS and data["streaming"]:
+        scored = irreducible_form(policy) is not None or base in STATIC_METHODS
+        if scored and data["streaming"]:
             raise ValueError(
                 f"pruning.policies[{i}] {policy!r} needs the train split in memory: "
                 "data.streaming must be false"
@@ -243,7 +257,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     warmup, anneal = pruning["warmup_epochs"], pruning["anneal_epochs"]
     for policy in policies:  # an annealing method must fit its phases into the budget
         for keep in pruning["keep_ratios"]:
-            method_phases(policy, keep, train["epochs"], warmup, anneal)
+            method_phases(policy, inbatch_keep(policy, keep)[0], train["epochs"], warmup, anneal)
 
     baselines = bench["baselines"]
     if not isinstance(baselines, list):
@@ -262,6 +276,9 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     bench["curve"] = [float(share) for share in curve]
     bench["seeds"] = _seed_list(bench["seeds"])
     _validate_static(cfg)
+    _int(cfg, "reducible.epochs", 1)
+    if cfg["reducible"]["model"] is not None:
+        _choice(cfg, "reducible.model", MODELS)
     return cfg
 
 

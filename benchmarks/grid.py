@@ -6,7 +6,18 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["RunSpec", "build_grid", "make_sampler", "method_phases", "split_method"]
+__all__ = [
+    "INBATCH_RULES",
+    "REDUCIBLE_POLICIES",
+    "RunSpec",
+    "build_grid",
+    "inbatch_keep",
+    "inbatch_rule",
+    "irreducible_form",
+    "make_sampler",
+    "method_phases",
+    "split_method",
+]
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,53 @@ ANNEAL_SUFFIX = "+anneal"
 ANNEAL_DELTA = 0.875  # InfoBatch's δ: full data from this share of the epochs on
 
 
+# In-batch methods: the rule (dynaprune.inbatch) each name selects with. Alone (``sb``), it runs
+# over all the data; after an epoch-level policy (``ucb+sb``), over that policy's subset.
+INBATCH_RULES = {"sb": "selective_backprop", "rho-batch": "rho", "uniform-batch": "uniform"}
+# Epoch-level reducible-loss methods and the form of their irreducible losses.
+REDUCIBLE_POLICIES = {"rho": "twofold", "rho-holdout": "holdout"}
+
+
 def split_method(method: str) -> tuple[str, bool]:
     """``"pool_top+anneal"`` -> ``("pool_top", True)``: the policy and whether it anneals."""
     if method.endswith(ANNEAL_SUFFIX):
         return method[: -len(ANNEAL_SUFFIX)], True
     return method, method == "infobatch"  # InfoBatch's published rule anneals
+
+
+def inbatch_rule(method: str) -> tuple[str | None, str | None]:
+    """``(epoch-level policy or None, in-batch method or None)``: ``"ucb+sb"`` ->
+    ``("ucb", "sb")``, ``"sb"`` -> ``(None, "sb")``, ``"ucb"`` -> ``("ucb", None)``."""
+    name, _ = split_method(method)
+    if name in INBATCH_RULES:
+        return None, name
+    policy, _, rule = name.rpartition("+")
+    if policy and rule in INBATCH_RULES:
+        return policy, rule
+    return name, None
+
+
+def inbatch_keep(method: str, keep_ratio: float) -> tuple[float, float]:
+    """``(epoch-level keep, in-batch keep)`` whose product is ``keep_ratio``.
+
+    An in-batch method alone loads all the data and back-propagates ``keep_ratio`` of each
+    batch; combined with an epoch-level policy, each level keeps ``sqrt(keep_ratio)``. Either
+    way the run back-propagates the budget of every other method at that keep ratio.
+    """
+    policy, rule = inbatch_rule(method)
+    if rule is None:
+        return keep_ratio, 1.0
+    if policy is None:
+        return 1.0, keep_ratio
+    return math.sqrt(keep_ratio), math.sqrt(keep_ratio)
+
+
+def irreducible_form(method: str) -> str | None:
+    """The irreducible-loss form a method needs (``"twofold"``/``"holdout"``), or None."""
+    policy, rule = inbatch_rule(method)
+    if policy in REDUCIBLE_POLICIES:
+        return REDUCIBLE_POLICIES[policy]
+    return "twofold" if rule == "rho-batch" else None
 
 
 def method_phases(
@@ -90,15 +143,18 @@ def make_sampler(
     pruning = cfg["pruning"]
     if not spec.pruned:
         return DynamicPruningSampler(num_samples, keep_ratio=1.0, policy="uniform", seed=spec.seed)
-    name, _ = split_method(spec.method)
+    name, _ = inbatch_rule(spec.method)
+    if name is None:  # an in-batch method alone: every sample is loaded, every epoch
+        return DynamicPruningSampler(num_samples, keep_ratio=1.0, policy="uniform", seed=spec.seed)
     policy: Any = name if policy_object is None else policy_object
     if name == "onion" and policy_object is None:
         from dynaprune import OnionPolicy
 
         policy = OnionPolicy(period=math.ceil(cfg["train"]["epochs"] / 10), max_swaps=5)
     epochs = cfg["train"]["epochs"]
+    epoch_keep, _ = inbatch_keep(spec.method, spec.keep_ratio)
     keep, warmup, anneal = method_phases(
-        spec.method, spec.keep_ratio, epochs, pruning["warmup_epochs"], pruning["anneal_epochs"]
+        spec.method, epoch_keep, epochs, pruning["warmup_epochs"], pruning["anneal_epochs"]
     )
     return DynamicPruningSampler(
         num_samples,

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from benchmarks.train import Run, RunClock
+from benchmarks.train import Run, RunClock, inbatch_step
 from dynaprune.lightning import batch_weights
 
 __all__ = ["BenchModule", "train_lightning"]
@@ -37,6 +37,12 @@ class BenchModule(pl.LightningModule):
         x, y = batch
         if self.run.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        if self.run.selector is not None:  # the callback records every forwarded loss
+            loss, losses, correct = inbatch_step(self.run, x, y, record=False)
+            out = {"loss": loss, "sample_losses": losses}
+            if self.needs_correct:
+                out["sample_correct"] = correct
+            return out
         logits = self.model(x)
         losses = F.cross_entropy(
             logits, y, reduction="none", label_smoothing=self.run.label_smoothing

@@ -110,16 +110,29 @@ class StaticScorer:
         # Built here, outside every timer, so that no method pays for what all of them share.
         self._eval = self._eval_batches()
 
+    def irreducible(self, form: str, seed: int) -> tuple[Tensor, float]:
+        """``(irreducible losses, seconds)`` of ``form`` for ``seed``; computed on the first call.
+
+        The ``reducible`` config section's model (default: the run's) trains
+        ``reducible.epochs`` epochs on each half (the holdout form: on the even half only) with
+        the run's optimizer, its own warm-up and cosine schedule over those steps, and the run's
+        augmentation and label smoothing, in batches of about ``train.batch_size`` samples of
+        its half; it scores the unaugmented samples in eval mode. Seeded with ``1000 * seed``.
+        """
+        return self._timed(("irreducible-" + form, seed), lambda: self._irreducible(form, seed))
+
     def cached(self, method: str, seed: int) -> bool:
         """Whether the scores of ``method`` for ``seed`` are already computed."""
         return (method, seed) in self._cache
 
     def scores(self, method: str, seed: int) -> tuple[Tensor, float]:
         """``(scores, seconds)`` of ``method`` for ``seed``; computed on the first call."""
-        key = (method, seed)
+        return self._timed((method, seed), lambda: self._compute(method, seed))
+
+    def _timed(self, key: tuple[str, int], compute: Callable[[], Tensor]) -> tuple[Tensor, float]:
         if key not in self._cache:
             start = time.perf_counter()
-            scores = self._compute(method, seed)
+            scores = compute()
             if scores.device.type == "cuda":
                 torch.cuda.synchronize(scores.device)
             self._cache[key] = (scores.float().cpu(), time.perf_counter() - start)
@@ -169,6 +182,52 @@ class StaticScorer:
         """Samples kept at the grid's largest keep ratio (a greedy order's longest prefix)."""
         n = self.data.num_train
         return min(n, math.ceil(max(self.cfg["pruning"]["keep_ratios"]) * n))
+
+    def _irreducible(self, form: str, seed: int) -> Tensor:
+        from functools import partial
+
+        import torch.nn.functional as F
+
+        from dynaprune.reducible import irreducible_losses
+
+        cfg, data = self.cfg, self.data
+        name = cfg["reducible"]["model"] or cfg["model"]["name"]
+        train = cfg["train"]
+        size = 2 * train["batch_size"]  # each model trains on its half of every batch
+        steps = cfg["reducible"]["epochs"] * math.ceil(data.num_train / size)
+
+        def optimizer(params: Any) -> torch.optim.Optimizer:
+            opt = make_optimizer(params, train)
+            schedule = make_scheduler(opt, train, steps)
+            opt.register_step_post_hook(lambda *_: schedule.step())
+            return opt
+
+        def model() -> nn.Module:
+            net = build_model(name, data.image_shape, data.num_classes).to(self.device)
+            return net.to(memory_format=torch.channels_last) if self.channels_last else net
+
+        loader = _IndexedLoader(
+            data,
+            _Shuffled(data.num_train, 1000 * seed),
+            size,
+            self.device,
+            cfg["data"]["augment"],
+            1000 * seed,
+            channels_last=self.channels_last,
+        )
+        smoothing = train["label_smoothing"]
+        return irreducible_losses(
+            model,
+            self._eval_loader(),
+            epochs=cfg["reducible"]["epochs"],
+            form=form,
+            seed=1000 * seed,
+            train_loader=loader,
+            optimizer=optimizer,
+            loss_fn=partial(F.cross_entropy, reduction="none", label_smoothing=smoothing),
+            device=self.device,
+            num_samples=data.num_train,
+        ).scores
 
     # ----------------------------------------------------------------- recipes
     def _compute(self, method: str, seed: int) -> Tensor:

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.data import DataBundle
-from benchmarks.grid import RunSpec, make_sampler
+from benchmarks.grid import INBATCH_RULES, RunSpec, inbatch_keep, inbatch_rule, make_sampler
 from benchmarks.loaders import DeviceLoader, make_dataloader
 from benchmarks.models import build_model
+from dynaprune.inbatch import InBatchSelector
 
 __all__ = [
     "EpochRecord",
@@ -83,6 +84,8 @@ class Run:
     label_smoothing: float
     channels_last: bool
     drop_last: bool
+    selector: InBatchSelector | None = None  # in-batch methods: which rows to back-propagate
+    irreducible: torch.Tensor | None = None  # per-sample irreducible losses, on the device
 
 
 def lr_factor(schedule: str, warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -126,10 +129,14 @@ def prepare_run(
     data: DataBundle,
     device: torch.device,
     policy_object: Any = None,
+    irreducible: torch.Tensor | None = None,
 ) -> Run:
     """Builds model, sampler, loader, optimizer and a schedule over the run's actual step count.
 
     ``policy_object``, if given, is the sampler's policy instead of the one the method names.
+    An in-batch method loads batches of ``batch_size / keep`` samples (its in-batch keep) and
+    back-propagates ``batch_size`` of them, so that it takes as many optimizer steps, of the
+    same size, as a pruned run at the same keep ratio; ``irreducible`` feeds its ``rho`` rule.
     """
     train, data_cfg = cfg["train"], cfg["data"]
     # seeds model init and main-process augmentation; the sampler has its own generator
@@ -140,6 +147,12 @@ def prepare_run(
         model = model.to(memory_format=torch.channels_last)
     sampler = make_sampler(spec, data.num_train, cfg, policy_object)
     size, drop_last = train["batch_size"], train["drop_last"]
+    _, rule = inbatch_rule(spec.method) if spec.pruned else (None, None)
+    selector = None
+    if rule is not None:
+        keep = inbatch_keep(spec.method, spec.keep_ratio)[1]
+        selector = InBatchSelector(INBATCH_RULES[rule], keep, seed=spec.seed)
+        size = round(size / keep)
     if data_cfg["loader"] == "device":
         loader: Any = DeviceLoader(
             data, sampler, size, device, data_cfg["augment"], spec.seed, drop_last, channels_last
@@ -166,6 +179,8 @@ def prepare_run(
         train["label_smoothing"],
         channels_last,
         drop_last,
+        selector,
+        None if irreducible is None else irreducible.to(device),
     )
 
 
@@ -315,6 +330,38 @@ class RunClock:
         )
 
 
+def inbatch_step(
+    run: Run, x: torch.Tensor, y: torch.Tensor, *, record: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One in-batch step (``dynaprune.inbatch``): ``(loss, losses, correct)``.
+
+    A forward pass without gradients (in train mode, as Composer's selective backprop) gives
+    every sample of the batch a fresh loss; with ``record`` all of them go to the sampler's
+    statistics (the Lightning callback records them itself). The selector picks the rows, and
+    only those are forwarded again and back-propagated, with the sampler's loss weights.
+    """
+    assert run.selector is not None
+    with torch.no_grad(), autocast(run):
+        logits = run.model(x)
+        losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=run.label_smoothing)
+    losses, correct = losses.float(), logits.argmax(1) == y
+    il = None
+    if run.irreducible is not None:
+        il = run.irreducible[run.sampler.batch_indices(losses.shape[0])]
+    weights = run.sampler.batch_weights(losses)
+    if record:
+        needs_correct = run.sampler.policy.needs_correctness
+        run.sampler.update(losses, correct=correct if needs_correct else None)
+    rows = run.selector.select(losses, il)
+    if rows is None:  # an ordinary step on the whole batch
+        rows = torch.arange(losses.shape[0], device=losses.device)
+    with autocast(run):
+        chosen = F.cross_entropy(
+            run.model(x[rows]), y[rows], reduction="none", label_smoothing=run.label_smoothing
+        )
+    return (chosen * weights[rows].to(chosen.dtype)).mean(), losses, correct
+
+
 def train_plain(run: Run, clock: RunClock) -> None:
     """The plain PyTorch loop: ``set_epoch``, then per batch ``loss = sampler.update(losses)``."""
     run.model.train()
@@ -327,15 +374,18 @@ def train_plain(run: Run, clock: RunClock) -> None:
             y = y.to(run.device, non_blocking=True)
             if run.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(run):
-                logits = run.model(x)
-                losses = F.cross_entropy(
-                    logits, y, reduction="none", label_smoothing=run.label_smoothing
-                )
-            if needs_correct:  # onion counts forgetting events from the batch's predictions
-                loss = run.sampler.update(losses, correct=logits.detach().argmax(1) == y)
+            if run.selector is not None:
+                loss, losses, _ = inbatch_step(run, x, y)
             else:
-                loss = run.sampler.update(losses)
+                with autocast(run):
+                    logits = run.model(x)
+                    losses = F.cross_entropy(
+                        logits, y, reduction="none", label_smoothing=run.label_smoothing
+                    )
+                if needs_correct:  # onion counts forgetting events from the batch's predictions
+                    loss = run.sampler.update(losses, correct=logits.detach().argmax(1) == y)
+                else:
+                    loss = run.sampler.update(losses)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             run.optimizer.step()

@@ -50,7 +50,7 @@ _parse_num_batches = _ns.trainer.connectors.data_connector._parse_num_batches
 _RunningStage = _ns.trainer.states.RunningStage
 _extract_batch_size = _ns.utilities.data.extract_batch_size
 
-__all__ = ["DynamicPruningCallback", "batch_weights"]
+__all__ = ["DynamicPruningCallback", "batch_indices", "batch_weights"]
 
 LOSSES_KEY = "sample_losses"
 CORRECT_KEY = "sample_correct"
@@ -68,13 +68,23 @@ def batch_weights(pl_module: Any, losses: Tensor) -> Tensor:
         pl_module: the LightningModule being trained with a :class:`DynamicPruningCallback`.
         losses: the batch's per-sample losses; the weights come on their device and dtype.
     """
+    return _sampler_of(pl_module).batch_weights(losses)
+
+
+def _sampler_of(pl_module: Any) -> DynamicPruningSampler:
     sampler = _SAMPLERS.get(pl_module)
     if sampler is None:
         raise RuntimeError(
-            "batch_weights() found no DynamicPruningSampler for this module: add "
-            "DynamicPruningCallback() to the Trainer's callbacks"
+            "found no DynamicPruningSampler for this module: add DynamicPruningCallback() to "
+            "the Trainer's callbacks"
         )
-    return sampler.batch_weights(losses)
+    return sampler
+
+
+def batch_indices(pl_module: Any, batch_size: int) -> Tensor:
+    """Sample indices of the current batch, for use inside ``training_step`` (e.g. to look up
+    irreducible losses for in-batch selection, :mod:`dynaprune.inbatch`)."""
+    return _sampler_of(pl_module).batch_indices(batch_size)
 
 
 def _find_samplers(loaders: Any) -> tuple[list[DynamicPruningSampler], bool]:

@@ -220,6 +220,10 @@ class EpochPlan:
         w = match.weights
         return losses.mean() if w is None else (losses * w.to(losses.dtype)).mean()
 
+    def next_indices(self, size: int) -> Tensor:
+        """Sample indices of the next ``size`` losses, matched by position, without advancing."""
+        return self.shard[self.positions(size)]
+
     def next_weights(self, size: int, indices: Tensor | None = None) -> Tensor:
         """Weights of the next ``size`` losses (of ``indices``, if given), without advancing:
         ones unless the policy re-weights."""

@@ -291,6 +291,14 @@ class DynamicPruningSampler(Sampler[int]):
         plan, idx = self._batch(batch.shape[0], indices, batch.device)
         return plan.next_weights(batch.shape[0], idx).to(batch.dtype)
 
+    def batch_indices(self, batch_size: int) -> Tensor:
+        """Sample indices of the next ``batch_size`` losses (matched by position, as
+        :meth:`update` matches them), without recording anything: e.g. to look up per-sample
+        irreducible losses for :func:`dynaprune.inbatch.rho` in a loader that yields no indices.
+        """
+        plan, _ = self._batch(check_count("batch_size", batch_size, 1), None, None)
+        return plan.next_indices(batch_size)
+
     def update(
         self, losses: Tensor, indices: Tensor | None = None, *, correct: Tensor | None = None
     ) -> Tensor:
