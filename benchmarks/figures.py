@@ -12,7 +12,7 @@ from benchmarks.grid import split_method
 from benchmarks.report import _mean, _rank, _std, paired_deltas
 from benchmarks.train import RunResult
 
-__all__ = ["plot"]
+__all__ = ["plot", "plot_equal_time"]
 
 _STYLE = {  # one colour per method in both figures; baselines dashed
     "full": ("black", "--"),
@@ -31,6 +31,11 @@ _STYLE = {  # one colour per method in both figures; baselines dashed
     "static-herding": ("navy", "-."),
     "static-kcenter": ("teal", "-."),
     "static-curvature": ("crimson", "-."),
+    "rho": ("olive", "-"),
+    "rho-holdout": ("darkkhaki", "-"),
+    "sb": ("darkorange", ":"),  # in-batch methods dotted
+    "rho-batch": ("darkgreen", ":"),
+    "uniform-batch": ("steelblue", ":"),
 }
 _MARKERS = ("o", "s", "^", "D", "v")  # one per keep ratio in accuracy_vs_cost.png
 
@@ -196,3 +201,56 @@ def _mean_curves(
         evaluated = [i for i in range(n) if not math.isnan(ys[i])]
         curves[key] = ([xs[i] for i in evaluated], [ys[i] for i in evaluated])
     return curves
+
+
+def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) -> None:
+    """Final accuracy against training plus scoring seconds: the full-data curve (mean over
+    seeds) drawn through, each method as mean ± std over seeds, one marker per keep ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.equal_time import CURVE, run_seconds
+
+    groups: dict[tuple[str, float], list[tuple[float, float]]] = {}
+    for r in results:
+        method = "full-data curve" if r.spec.method in CURVE else r.spec.method
+        groups.setdefault((method, r.spec.keep_ratio), []).append(
+            (run_seconds(r, timing), r.curve[-1].test_acc)
+        )
+    fig, ax = plt.subplots(figsize=(8, 5))
+    curve = sorted(
+        (_mean([t for t, _ in v]), _mean([a for _, a in v]))
+        for (m, _), v in groups.items()
+        if m == "full-data curve"
+    )
+    ax.plot(*zip(*curve, strict=True), "k--", marker="o", label="full-data curve")
+    ratios = sorted({k for (m, k) in groups if m != "full-data curve"})
+    for (method, keep), points in sorted(groups.items(), key=lambda kv: kv[0]):
+        if method == "full-data curve":
+            continue
+        colour, _ = _STYLE.get(split_method(method)[0], (None, "-"))
+        ts, accs = [t for t, _ in points], [a for _, a in points]
+        ax.errorbar(
+            _mean(ts),
+            _mean(accs),
+            xerr=_std(ts),
+            yerr=_std(accs),
+            marker=_MARKERS[ratios.index(keep) % len(_MARKERS)],
+            color=colour,
+            linestyle="none",
+            capsize=3,
+            label=f"{method} @ {keep:g}",
+        )
+    source = "timing run alone" if timing else "each run's own seconds"
+    ax.set(
+        xlabel=f"training + scoring seconds ({source})",
+        ylabel="final test accuracy (%)",
+        title="Accuracy at equal wall-clock: methods against the full-data curve",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

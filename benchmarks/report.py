@@ -7,9 +7,11 @@ Definitions (per method and keep ratio, mean over seeds):
   accuracy minus ``target_drop`` points, averaged over the seeds that reach it; "never" when none
   does.
 * dynaprune share: seconds inside the sampler (selection + feedback) over training seconds.
-* scoring seconds: a static method's scoring run (0 for the other methods); speedup with
-  scoring: ``full``'s mean training seconds over the method's training plus scoring seconds,
-  the figure that decides whether scoring once pays for itself.
+* scoring seconds: a static method's scoring run, or a rho method's irreducible losses (0 for
+  the other methods); speedup with scoring: ``full``'s mean training seconds over the method's
+  training plus scoring seconds, the figure that decides whether scoring once pays for itself.
+* Δ vs curve: final accuracy minus the full-data curve's at the run's training plus scoring
+  seconds, paired by seed (:mod:`benchmarks.equal_time`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from benchmarks.equal_time import equal_time_deltas
 from benchmarks.grid import RunSpec
 from benchmarks.static_scores import STATIC_METHODS
 from benchmarks.train import EpochRecord, RunResult
@@ -60,6 +63,8 @@ SUMMARY_COLUMNS = (
     "delta_vs_budget_std",
     "delta_vs_uniform",
     "delta_vs_uniform_std",
+    "delta_vs_curve",
+    "delta_vs_curve_std",
 )
 RUN_COLUMNS = (
     "method",
@@ -201,6 +206,7 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
         best = [_best(r.curve) for r in runs]
         vs_budget = paired_deltas(results, method, keep, "full-same-budget")
         vs_uniform = paired_deltas(results, method, keep, "uniform")
+        vs_curve = [d for _, _, d, _ in equal_time_deltas(results, method, keep)]
         seconds = [r.train_seconds for r in runs]
         scoring = [r.scoring_seconds for r in runs]
         reach = [t for t in (_time_to(r.curve, target) for r in runs) if t is not None]
@@ -233,6 +239,8 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
                 "delta_vs_budget_std": _std(vs_budget) if method != "full" else math.nan,
                 "delta_vs_uniform": _mean(vs_uniform) if method != "full" else math.nan,
                 "delta_vs_uniform_std": _std(vs_uniform) if method != "full" else math.nan,
+                "delta_vs_curve": _mean(vs_curve) if vs_curve else math.nan,
+                "delta_vs_curve_std": _std(vs_curve) if vs_curve else math.nan,
             }
         )
     return rows
