@@ -72,3 +72,36 @@ def test_lightning_callback_feedback_does_not_sync(tmp_path, tiny_module):
     trainer.fit(tiny_module(features=8, classes=3), loader)
     assert sampler.stats.mean.device.type == "cuda"
     assert sampler.stats.count.sum().item() == 2 * 128
+
+
+@pytest.mark.parametrize("rule", ["selective_backprop", "rho", "uniform"])
+def test_inbatch_selection_and_feedback_do_not_sync(rule):
+    """In-batch selection on CUDA: the no-grad losses of the whole batch go to the sampler,
+    the selector picks the rows, and neither reads a value back to the host."""
+    from dynaprune.inbatch import InBatchSelector
+
+    model = torch.nn.Linear(8, 3).cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(512, 8, device="cuda")
+    y = torch.randint(0, 3, (512,), device="cuda")
+    irreducible = torch.rand(512, device="cuda")
+    sampler = DynamicPruningSampler(512, 1.0, "ucb", device="cuda")
+    selector = InBatchSelector(rule, keep=0.25)
+    sampler.set_epoch(0)
+    order = torch.tensor(list(sampler), device="cuda")
+    for start in range(0, len(order), 64):
+        idx = order[start : start + 64]
+        with torch.no_grad():
+            losses = F.cross_entropy(model(x[idx]), y[idx], reduction="none")
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            il = irreducible[sampler.batch_indices(64)] if rule == "rho" else None
+            sampler.update(losses)
+            rows = selector.select(losses, il)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        assert rows.device.type == "cuda" and rows.numel() == 16
+        F.cross_entropy(model(x[idx][rows]), y[idx][rows]).backward()
+        opt.step()
+        opt.zero_grad()
+    assert sampler.stats.count.sum().item() == 512
