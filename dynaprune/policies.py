@@ -10,15 +10,25 @@ Policies:
   "Accelerating Deep Learning with Dynamic Data Pruning" (arXiv 2111.12621, 2021), this simple
   baseline already beats static scores at aggressive pruning rates.
 * ``epsilon_greedy`` — ``1 - epsilon`` of the budget goes to the highest moving-average losses,
-  ``epsilon`` of it uniformly at random to the rest (ibid.).
+  ``epsilon`` of it uniformly at random to the rest.
 * ``ucb`` — like ``epsilon_greedy`` with an upper-confidence score: moving average plus ``c``
-  times the moving standard deviation, optionally plus a count bonus ``sqrt(ln t / n_i)``
-  (ibid.). It keeps a random exploration share: ranking by the score alone starves whole regions
-  of the data set (tried on CIFAR-10: 33 % test accuracy against 73 % for ``uniform``).
+  times the moving standard deviation, optionally plus a count bonus ``sqrt(ln t / n_i)``. It
+  keeps a random exploration share: ranking by the score alone starves whole regions of the
+  data set (tried on CIFAR-10: 33 % test accuracy against 73 % for ``uniform``).
+
 * ``soft`` — unbiased pruning in the spirit of InfoBatch (Qin et al., ICLR 2024): samples whose
   score is at least the mean score are kept, the others are drawn at random, and every
   randomly drawn sample carries the loss weight ``1 / P(kept)``, so the expected gradient summed
   over an epoch equals the full data set's. Unlike InfoBatch it meets the budget exactly.
+
+What is whose. Raju et al. name UCB and epsilon-greedy selection over per-sample loss
+statistics; their formulas and constants are not published (only the abstract and a rejected
+TMLR version are public, and no official code). The one public reimplementation found (an
+unattributed timm fork) scores UCB as EMA mean + ``c`` × EMA *variance*, explores as
+epsilon-greedy does, reselects every ``num_epoch_per_selection`` epochs and prunes between a
+start and an end epoch. Ours: the standard deviation (the variance's units are squared losses),
+the count bonus (UCB1's, off by default), an exploration share in both rules, reselection every
+epoch, and warm-up/annealing epochs for the start and end (docs/selection-study.md).
 
 In every score-based policy, samples never seen yet rank above all seen ones, in random order,
 so every sample is visited early.
