@@ -5,6 +5,7 @@ statistics kept on the training device.
 """
 
 from dynaprune.forgetting import ForgettingTracker
+from dynaprune.inbatch import InBatchSelector
 from dynaprune.onion import OnionPolicy
 from dynaprune.policies import (
     POLICIES,
@@ -17,6 +18,7 @@ from dynaprune.policies import (
     make_policy,
 )
 from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
+from dynaprune.reducible import ReducibleLossPolicy
 from dynaprune.sampler import DynamicPruningSampler
 from dynaprune.scores import ScoreResult
 from dynaprune.static import StaticPolicy
@@ -30,11 +32,13 @@ __all__ = [
     "EpsilonGreedyPolicy",
     "ForgettingTracker",
     "ImportancePolicy",
+    "InBatchSelector",
     "InfoBatchPolicy",
     "LossStatistics",
     "OnionPolicy",
     "PoolTopPolicy",
     "PruningPolicy",
+    "ReducibleLossPolicy",
     "ScoreResult",
     "Selection",
     "SoftPolicy",
