@@ -235,7 +235,7 @@ def write_summary(out: Path) -> str:
     for r in rows:
         groups.setdefault((r["method"], int(r["ipc"])), []).append(r)
     order = ["full", *METHODS]
-    summary = []
+    summary: list[dict[str, Any]] = []
     for (method, ipc), runs in sorted(
         groups.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))
     ):

@@ -86,7 +86,9 @@ class SetMaker:
         g = torch.Generator().manual_seed(1000 + seed)
         with torch.random.fork_rng():
             torch.manual_seed(1000 + seed)
-            proxy = cd.ConvNet(self.x.shape[1], self.num_classes, tuple(self.x.shape[2:]))
+            proxy = cd.ConvNet(
+                self.x.shape[1], self.num_classes, (self.x.shape[2], self.x.shape[3])
+            )
         tracker = ForgettingTracker(n)
 
         def batches() -> Iterator[tuple[Tensor, Tensor, Tensor]]:
