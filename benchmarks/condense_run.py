@@ -1,6 +1,6 @@
 """Coresets against synthetic sets on one model, one data set and one clock.
 
-    PYTHONPATH=. python benchmarks/condense_run.py --config configs/condense-cifar10-cpu.yaml \\
+    PYTHONPATH=. python benchmarks/condense_run.py --config configs/condense/cifar10-cpu.yaml \\
         --out results/condense --data-root ../shared/data/cifar10-jpeg
 
 For every method (``benchmarks/condense_sets.py``), images per class and seed, the set is built
