@@ -324,7 +324,7 @@ def _figure(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--report-only", action="store_true")
@@ -332,6 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         write_summary(args.out)
         return
+    if args.config is None:
+        parser.error("--config is required (unless --report-only)")
     cfg = yaml.safe_load(args.config.read_text())
     cfg["data"] = {**DEFAULTS["data"], **cfg.get("data", {})}
     if args.data_root:
