@@ -23,7 +23,7 @@ from torch import Tensor
 
 from dynaprune import ForgettingTracker, StaticPolicy
 from dynaprune import condense as cd
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
 
 __all__ = ["CONDENSE", "METHODS", "SetMaker"]
 
@@ -77,8 +77,8 @@ class SetMaker:
         return self._proxy[seed]
 
     def _score(self, seed: int) -> tuple[dict[str, Tensor], float]:
-        from dynaprune._training import cross_entropy, default_optimizer, train_epochs
         from dynaprune.coreset import embeddings, herding_scores, k_center_scores
+        from dynaprune.scores._training import cross_entropy, default_optimizer, train_epochs
 
         static, n = self.cfg["static"], len(self.y)
         budget = max(self.cfg["ipc"]) * self.num_classes

@@ -1,7 +1,7 @@
 """Selection per epoch: every policy's planning cost against ``torch.randperm(N)``.
 
 What the sampler pays to choose and order a pruned epoch is timed through the library itself
-(:meth:`dynaprune.plan.EpochPlan.create`), on realistic statistics.
+(:meth:`dynaprune.core.plan.EpochPlan.create`), on realistic statistics.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.timing import count_syncs, median_sum, peak_tracker, timed
 from dynaprune import POLICIES, LossStatistics, PruningPolicy, make_policy
-from dynaprune.plan import EpochPlan, Sharding
+from dynaprune.core.plan import EpochPlan, Sharding
 
 __all__ = ["bench_selection", "epoch_order", "realistic_stats"]
 

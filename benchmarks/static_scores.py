@@ -279,8 +279,8 @@ class StaticScorer:
         raise ValueError(f"unknown static method {method!r}; valid: {list(STATIC_METHODS)}")
 
     def _coreset(self, method: str, seed: int, train: _IndexedLoader) -> Tensor:
-        from dynaprune._training import average_runs, cross_entropy, train_epochs
         from dynaprune.coreset import embeddings, herding_scores, k_center_scores
+        from dynaprune.scores._training import average_runs, cross_entropy, train_epochs
 
         static = self.cfg["static"]
         labels = self.data.train_y.to(self.device) if static["class_balanced"] else None

@@ -1,4 +1,4 @@
-"""Argument checks shared by the sampler, its schedule, its checkpoints and the static scores.
+"""Argument checks shared by several modules (a check with one caller lives with it).
 
 One rule per kind of argument, so that a check says the same thing wherever it runs: a value of
 the wrong kind of number, or out of range, is a ``ValueError``; an object of the wrong kind
@@ -9,38 +9,23 @@ names the argument and the value.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Sized
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
-
-from dynaprune.policies import PruningPolicy, Selection, make_policy
-
-if TYPE_CHECKING:
-    from dynaprune.distributed import Sharding
 
 __all__ = [
     "check_bool",
     "check_choice",
-    "check_correct",
     "check_count",
     "check_fraction",
     "check_index_tensor",
-    "check_indices",
     "check_losses",
-    "check_plan_fits",
     "check_positive_float",
-    "check_process_group",
-    "check_selection",
     "check_vector",
     "check_weight_tensor",
-    "must_follow",
+    "describe",
     "resolve_device",
-    "resolve_length",
-    "resolve_policy",
 ]
 
 
@@ -75,55 +60,6 @@ def check_fraction(name: str, value: Any, *, open_low: bool, open_high: bool) ->
     return float(value)
 
 
-def resolve_length(data_source: Any) -> int:
-    """The number of samples of a sized data set, or an integer length given directly."""
-    if not isinstance(data_source, bool):
-        if isinstance(data_source, torch.Tensor) and data_source.ndim == 0:
-            if not data_source.is_floating_point() and data_source.dtype != torch.bool:
-                return _positive_length(int(data_source))
-        else:
-            try:
-                return _positive_length(operator.index(data_source))  # int, numpy integers
-            except TypeError:
-                pass
-            if isinstance(data_source, Sized):
-                return _positive_length(len(data_source))
-    raise TypeError(
-        "data_source must be a sized data set or its length, "
-        f"got {type(data_source).__name__} {_short_repr(data_source)}"
-    )
-
-
-def _positive_length(n: int) -> int:
-    if n < 1:
-        raise ValueError(f"data_source must hold at least one sample, got length {n}")
-    return n
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def resolve_policy(policy: Any) -> PruningPolicy:
-    """A policy object from a name or an instance; a class is refused with a hint."""
-    if isinstance(policy, type) and issubclass(policy, PruningPolicy):
-        raise TypeError(
-            f"policy must be a PruningPolicy instance or a name, got the class "
-            f"{policy.__name__}; pass {policy.__name__}()"
-        )
-    return make_policy(policy)
-
-
-def check_process_group(group: Any) -> dist.ProcessGroup | None:
-    if group is not None and not (dist.is_available() and isinstance(group, dist.ProcessGroup)):
-        raise TypeError(
-            "process_group must be a torch.distributed.ProcessGroup or None, "
-            f"got {type(group).__name__} {_short_repr(group)}"
-        )
-    return group
-
-
 def resolve_device(device: Any) -> torch.device:
     """A concrete device (``cuda`` gets its current index); CPU for ``None``."""
     if device is None:
@@ -145,20 +81,6 @@ def resolve_device(device: Any) -> torch.device:
     return resolved
 
 
-def must_follow(device: torch.device, current: torch.device, *, fixed: bool) -> bool:
-    """Whether statistics on ``current`` must move to the ``device`` of new losses; an error if
-    their device is ``fixed``. An unindexed device matches any index of its type."""
-    index, here = device.index, current.index
-    if device.type == current.type and (index is None or here is None or index == here):
-        return False
-    if fixed:
-        raise ValueError(
-            f"losses are on {device}, but the statistics live on {current}; "
-            "pass losses from one device (or move the sampler with .to(device))"
-        )
-    return True
-
-
 def check_losses(losses: Any) -> torch.Tensor:
     if not isinstance(losses, torch.Tensor):
         raise TypeError(f"losses must be a torch.Tensor, got {type(losses).__name__}")
@@ -170,87 +92,10 @@ def check_losses(losses: Any) -> torch.Tensor:
     return losses
 
 
-def check_correct(correct: Any, losses: torch.Tensor, policy: PruningPolicy) -> torch.Tensor | None:
-    """``correct`` as one bool per loss on the losses' device; ``None`` where it is not given and
-    ``policy`` does not need it."""
-    if correct is None:
-        if policy.needs_correctness:
-            raise ValueError(
-                f"correct is required by {policy!r}: pass update(losses, correct=...) with one "
-                "bool per sample, e.g. logits.argmax(1) == targets"
-            )
-        return None
-    if not isinstance(correct, torch.Tensor):
-        raise TypeError(f"correct must be a bool torch.Tensor, got {type(correct).__name__}")
-    if correct.dtype != torch.bool:
-        raise TypeError(
-            f"correct must have dtype torch.bool (e.g. logits.argmax(1) == targets), "
-            f"got {correct.dtype}"
-        )
-    if correct.shape != losses.shape:
-        raise ValueError(
-            f"correct must have shape {tuple(losses.shape)} like losses, got {tuple(correct.shape)}"
-        )
-    return correct.to(losses.device, non_blocking=correct.device.type == "cpu")
-
-
-def check_indices(indices: Any, size: int, num_samples: int, device: torch.device) -> torch.Tensor:
-    """``indices`` as ``size`` int64 sample indices on ``device``.
-
-    On the CPU the range is checked at once; on an accelerator it is asserted asynchronously,
-    since checking there would need a host sync.
-    """
-    idx = torch.as_tensor(indices)
-    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
-        raise TypeError(f"indices must be an integer tensor, got dtype {idx.dtype}")
-    if idx.shape != (size,):
-        raise ValueError(f"indices must have shape ({size},) like losses, got {tuple(idx.shape)}")
-    if idx.device.type == "cpu":
-        bad = (idx < 0) | (idx >= num_samples)
-        if bad.any():
-            raise IndexError(f"indices must be in [0, {num_samples}), got {idx[bad][0].item()}")
-    else:
-        ok = ((idx >= 0) & (idx < num_samples)).all()
-        torch._assert_async(ok, f"indices must be in [0, {num_samples})")
-    # Asynchronous only from the host: a device-to-host copy must finish before use.
-    host = idx.device.type == "cpu"
-    return idx.to(device, torch.int64, non_blocking=host)
-
-
-def check_selection(
-    selection: Any, policy: PruningPolicy, num_keep: int, n: int, device: torch.device, full: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A policy's ``(indices, weights)``, checked (``full``: also values, which costs a pass)."""
-    if not isinstance(selection, Selection):
-        got = type(selection).__name__
-        raise TypeError(f"{policy!r}.select must return a Selection, got {got}")
-    order, weights = selection.indices, selection.weights
-    where = f"{policy!r}.select"
-    if not isinstance(order, torch.Tensor) or order.ndim != 1 or order.is_floating_point():
-        raise TypeError(f"{where} must return 1-D integer indices, got {_describe(order)}")
-    if order.numel() != num_keep:
-        raise ValueError(f"{where} returned {order.numel()} indices, expected {num_keep}")
-    if order.device != device:
-        raise ValueError(f"{where} returned indices on {order.device}, expected {device}")
-    if weights is not None:
-        if not isinstance(weights, torch.Tensor) or not weights.is_floating_point():
-            raise TypeError(f"{where} must return floating weights, got {_describe(weights)}")
-        if weights.shape != order.shape or weights.device != device:
-            raise ValueError(
-                f"{where} returned weights of shape {tuple(weights.shape)} on {weights.device}, "
-                f"expected ({num_keep},) on {device}"
-            )
-    if full:
-        order = check_index_tensor(f"{where} indices", order, n)
-        if weights is not None:
-            weights = check_weight_tensor(f"{where} weights", weights, num_keep)
-    return order.to(torch.int64), weights
-
-
 def check_index_tensor(name: str, value: Any, n: int) -> torch.Tensor:
     """``value`` as distinct int64 sample indices in ``[0, n)``; one pass and a host sync."""
     if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.is_floating_point():
-        raise TypeError(f"{name} must be a 1-D integer tensor, got {_describe(value)}")
+        raise TypeError(f"{name} must be a 1-D integer tensor, got {describe(value)}")
     if value.dtype == torch.bool or value.is_complex():
         raise TypeError(f"{name} must be a 1-D integer tensor, got dtype {value.dtype}")
     if not 1 <= value.numel() <= n:
@@ -272,7 +117,7 @@ def check_index_tensor(name: str, value: Any, n: int) -> torch.Tensor:
 
 def check_weight_tensor(name: str, value: Any, size: int) -> torch.Tensor:
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {_describe(value)}")
+        raise TypeError(f"{name} must be a floating tensor, got {describe(value)}")
     if value.shape != (size,):
         raise ValueError(f"{name} must have shape ({size},), got {tuple(value.shape)}")
     if not bool((torch.isfinite(value) & (value >= 0)).all()):
@@ -280,35 +125,11 @@ def check_weight_tensor(name: str, value: Any, size: int) -> torch.Tensor:
     return value.to(torch.float32)
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
-
-
-def check_plan_fits(
-    epoch: int, size: int, expected: int | None, saved: tuple[int, bool], sharding: Sharding
-) -> None:
-    """A mid-epoch checkpoint's plan of ``size`` samples, saved sharded over ``saved``
-    (``num_replicas``, ``drop_last``), fits this sampler's ``expected`` size and ``sharding``."""
-    replicas, drop_last = saved
-    if expected is not None and size != expected:
-        raise ValueError(
-            f"state_dict stopped mid-way through epoch {epoch} of {size} samples, but this "
-            f"sampler's epoch {epoch} has {expected}: resume with the same keep_ratio, "
-            "warmup_epochs and anneal_epochs"
-        )
-    if replicas != sharding.num_replicas:
-        raise ValueError(
-            f"state_dict stopped mid-epoch with num_replicas={replicas}, but this sampler has "
-            f"{sharding.num_replicas}; resume mid-epoch on as many ranks"
-        )
-    if drop_last != sharding.drop_last:
-        raise ValueError(
-            f"state_dict stopped mid-epoch with drop_last={drop_last}, but this sampler has "
-            f"drop_last={sharding.drop_last}; resume mid-epoch with the same drop_last"
-        )
 
 
 def check_positive_float(name: str, value: Any) -> float:

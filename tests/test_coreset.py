@@ -3,6 +3,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dynaprune.core.statistics import LossStatistics
 from dynaprune.coreset import (
     embeddings,
     herding_order,
@@ -11,8 +12,7 @@ from dynaprune.coreset import (
     k_center_scores,
     scores_from_order,
 )
-from dynaprune.static import StaticPolicy
-from dynaprune.statistics import LossStatistics
+from dynaprune.policies.static import StaticPolicy
 
 LINE = torch.tensor([[0.0, 0.0], [1.0, 0.0], [4.0, 0.0], [7.0, 0.0]])  # mean (3, 0)
 

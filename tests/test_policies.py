@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies import (
     POLICIES,
     EpsilonGreedyPolicy,
@@ -9,7 +10,6 @@ from dynaprune.policies import (
     UniformPolicy,
     make_policy,
 )
-from dynaprune.statistics import LossStatistics
 
 
 def seen_stats(mean, var=None):

@@ -180,6 +180,22 @@ def test_tracker_fed_in_shuffled_batches_matches_the_matrix_and_resumes():
     assert tracker.scores().tolist() == SCRIPT_COUNTS
 
 
+def test_tracker_loads_the_separate_counters_of_older_checkpoints():
+    tracker = ForgettingTracker(5)
+    for row in SCRIPT[:3]:
+        tracker.update(torch.arange(5), row)
+    forgets = torch.tensor([(SCRIPT[i] & ~SCRIPT[i + 1]).tolist() for i in range(2)]).sum(0)
+    old = {"forgets": forgets, "last_correct": SCRIPT[2], "learned": SCRIPT[:3].any(0)}
+    resumed = ForgettingTracker(5)
+    resumed.load_state_dict(old)
+    assert torch.equal(resumed.packed, tracker.packed)
+
+
+def test_tracker_refuses_an_impossible_state():
+    with pytest.raises(ValueError, match="impossible values"):
+        ForgettingTracker(2).load_state_dict({"packed": torch.tensor([4, 0], dtype=torch.int32)})
+
+
 def test_forgetting_scores_count_the_events_of_the_training_run():
     optimizer = lambda params: torch.optim.SGD(params, lr=2.0)  # noqa: E731
     result = forgetting_scores(

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from dynaprune import DynamicPruningSampler
-from dynaprune.static import StaticPolicy, class_quotas
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.static import StaticPolicy, class_quotas
 
 
 def gen(seed=0):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
 
 
 def reference(num_samples, batches, momentum):

@@ -2,7 +2,7 @@
 
 A forgetting event (Toneva et al., ICLR 2019) is a sample classified correctly at one
 presentation and incorrectly at its next. When asked to
-(:meth:`~dynaprune.statistics.LossStatistics.track_correctness`), the statistics keep one int32
+(:meth:`~dynaprune.core.statistics.LossStatistics.track_correctness`), the statistics keep one int32
 per sample::
 
     packed = forgets << 2 | learned << 1 | last_correct
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["advance", "check_packed", "forgetting_counts", "record"]
+__all__ = ["advance", "check_packed", "forgetting_counts", "pack", "record"]
 
 _LAST = 1
 _LEARNED = 2
@@ -37,6 +37,12 @@ def advance(packed: Tensor, correct: Tensor) -> Tensor:
     forgot = (packed & _LAST).bool() & ~correct & (forgets < _MAX_FORGETS)
     bit = correct.to(torch.int32)
     return ((forgets + forgot.to(torch.int32)) << _SHIFT) | (packed & _LEARNED) | (bit << 1) | bit
+
+
+def pack(forgets: Tensor, learned: Tensor, last_correct: Tensor) -> Tensor:
+    """The packed int32 values of the three counters given separately."""
+    bits = (learned.to(torch.int32) << 1) | last_correct.to(torch.int32)
+    return (forgets.to(torch.int32).clamp(max=_MAX_FORGETS) << _SHIFT) | bits
 
 
 def record(table: Tensor, idx: Tensor, correct: Tensor, has: Tensor) -> None:

@@ -1,20 +1,17 @@
-"""A :class:`~dynaprune.statistics.LossStatistics` state: validated before anything is loaded,
-so that a refused state leaves the statistics as they were, then applied."""
+"""The validation of a :class:`~dynaprune.core.statistics.LossStatistics` state, run before
+anything is loaded, so that a refused state leaves the statistics as they were."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from dynaprune._correct import check_packed
+from dynaprune.core._correct import check_packed
 
-if TYPE_CHECKING:
-    from dynaprune.statistics import LossStatistics
-
-__all__ = ["check_statistics_state", "load_statistics_state"]
+__all__ = ["check_statistics_state"]
 
 
 def check_statistics_state(
@@ -88,23 +85,3 @@ def _describe(value: Any) -> str:
         return f"a tensor of shape {tuple(value.shape)}"
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
-
-
-def load_statistics_state(
-    stats: LossStatistics, tensors: dict[str, Tensor], nonfinite: int
-) -> None:
-    """Apply the output of :func:`check_statistics_state` to ``stats``, on its device.
-
-    A state without ``correct`` resets the correctness counters of statistics that track it.
-    """
-    correct = tensors.pop("correct", None)
-    for name, value in tensors.items():
-        current = getattr(stats, name)
-        setattr(stats, name, value.to(device=current.device, dtype=current.dtype).clone())
-    if correct is not None:
-        stats.correct = correct.to(stats.device).clone()
-    else:
-        stats.reset_correctness()
-    count = torch.tensor(nonfinite, dtype=torch.int64, device=stats.device)
-    # A saved count is either a single process's or already merged over all ranks.
-    stats.nonfinite, stats.nonfinite_merged = count, count.clone()

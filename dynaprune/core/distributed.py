@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
 
 __all__ = [
     "Sharding",
@@ -133,14 +133,9 @@ def all_reduce_statistics(
     buf[rows * n] = (stats.nonfinite - stats.nonfinite_merged).to(torch.int32)
     dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
     merged = parts[3] == epoch + 1
-    stats.mean = torch.where(merged, parts[0].view(torch.float32), stats.mean)
-    stats.var = torch.where(merged, parts[1].view(torch.float32), stats.var)
-    stats.count = torch.where(merged, parts[2], stats.count)
-    stats.seen = torch.where(merged, parts[3], stats.seen)
-    if stats.correct is not None:
-        stats.correct = torch.where(merged, parts[4], stats.correct)
+    values = [parts[0].view(torch.float32), parts[1].view(torch.float32), *parts[2:]]
     total = stats.nonfinite_merged + buf[rows * n].to(torch.int64)
-    stats.nonfinite, stats.nonfinite_merged = total, total.clone()
+    stats.take_merged(merged, values, total)
 
 
 def merge_epoch(

@@ -6,25 +6,25 @@ it, takes this rank's shard, hands the shard to the DataLoader, and matches each
 to it by position through :meth:`EpochPlan.match`, which only slices device tensors and
 advances a host-side cursor: no sync. It knows whether an iteration over it is still open, so
 a second iteration in the middle of the epoch continues it instead of planning it again. It
-writes itself to a checkpoint; :func:`dynaprune._state.restore_plan` reads it back, validated.
+writes itself to a checkpoint and reads it back, validated (:meth:`EpochPlan.from_state_dict`).
 """
 
 from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from dynaprune._checks import check_selection
-from dynaprune.distributed import Sharding, shard_order
-from dynaprune.policies import PruningPolicy
-from dynaprune.statistics import LossStatistics
+from dynaprune._checks import check_bool, check_count, check_index_tensor, check_weight_tensor
+from dynaprune.core.distributed import Sharding, shard_length, shard_order
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.base import PruningPolicy, check_selection
 
-_TRUSTED_MODULES = tuple(f"dynaprune.{m}" for m in ("policies", "published", "static", "onion"))
+_TRUSTED_MODULES = tuple(f"dynaprune.policies.{m}" for m in ("loss", "sampled", "static", "onion"))
 
 __all__ = ["EpochPlan", "Match", "Sharding"]
 
@@ -104,9 +104,9 @@ class EpochPlan:
         """Plan ``epoch``: ``num_keep`` samples chosen by ``policy``, or all of them in random
         order when ``num_keep`` is ``None``.
 
-        The built-in policies (those of :mod:`dynaprune.policies`, :mod:`dynaprune.published`,
-        :mod:`dynaprune.static` and :mod:`dynaprune.onion`) are trusted to return distinct
-        in-range indices; any other policy's selection is checked.
+        The built-in policies (those of :mod:`dynaprune.policies.loss`, ``.sampled``, ``.static``
+        and ``.onion``) are trusted to return distinct in-range indices; any other policy's
+        selection is checked.
 
         Raises:
             TypeError: if a policy's ``select`` returns no :class:`~dynaprune.Selection` of
@@ -278,7 +278,97 @@ class EpochPlan:
             "policy": self.policy,
         }
 
+    @classmethod
+    def from_state_dict(
+        cls,
+        state: Any,
+        *,
+        num_samples: int,
+        sharding: Sharding,
+        device: torch.device,
+        epoch_size: Callable[[int], int] | None = None,
+        policy: str | None = None,
+    ) -> EpochPlan:
+        """Restore :meth:`state_dict` output, validated, on ``device``.
+
+        A plan that stopped mid-epoch continues after its last matched batch, and must fit
+        this configuration: as many samples (``epoch_size(epoch)``), ranks, the same
+        ``drop_last`` and, for a pruned epoch, the same policy class (``policy``). A finished
+        plan only needs to be well-formed.
+
+        Raises:
+            TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
+            ValueError: for impossible values, or a mid-epoch plan that does not fit.
+        """
+        where = "state_dict['plan']"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{where} must be a mapping or None, got {type(state).__name__}")
+        for key in ("epoch", "order"):
+            if key not in state:
+                raise ValueError(f"{where} lacks {key!r}")
+        epoch = check_count(f"{where}['epoch']", state["epoch"])
+        order = check_index_tensor(f"{where}['order']", state["order"], num_samples)
+        weights = state.get("weights")
+        if weights is not None:
+            weights = check_weight_tensor(f"{where}['weights']", weights, order.numel())
+        cursor = check_count(f"{where}['cursor']", state.get("cursor", 0))
+        replicas = check_count(
+            f"{where}['num_replicas']", state.get("num_replicas", sharding.num_replicas), 1
+        )
+        drop_last = check_bool(f"{where}['drop_last']", state.get("drop_last", sharding.drop_last))
+        saved_length = shard_length(order.numel(), replicas, drop_last)
+        if cursor > saved_length:
+            raise ValueError(
+                f"{where}['cursor'] must be in [0, {saved_length}] for an epoch of "
+                f"{order.numel()} samples on {replicas} ranks, got {cursor}"
+            )
+        saved_policy = state.get("policy")
+        if cursor < saved_length:  # stopped mid-epoch: it must continue as it was planned
+            expected = None if epoch_size is None else epoch_size(epoch)
+            _check_fits(epoch, order.numel(), expected, (replicas, drop_last), sharding)
+            if saved_policy is not None and saved_policy != policy:
+                raise ValueError(
+                    f"{where} stopped mid-way through epoch {epoch}, planned by {saved_policy}, "
+                    f"but this sampler's policy is {policy}: resume mid-epoch with the same "
+                    "policy (or at an epoch boundary)"
+                )
+        plan = cls(
+            epoch,
+            order.to(device),
+            None if weights is None else weights.to(device),
+            num_samples=num_samples,
+            sharding=sharding,
+            policy=saved_policy if isinstance(saved_policy, str) else None,
+        )
+        plan.cursor = cursor if cursor < saved_length else plan.shard.numel()
+        plan.restored = True
+        return plan
+
 
 def _ints(order: Tensor) -> Iterator[int]:
     for chunk in order.cpu().split(1 << 16):
         yield from chunk.tolist()
+
+
+def _check_fits(
+    epoch: int, size: int, expected: int | None, saved: tuple[int, bool], sharding: Sharding
+) -> None:
+    """A mid-epoch checkpoint's plan of ``size`` samples, saved sharded over ``saved``
+    (``num_replicas``, ``drop_last``), fits this sampler's ``expected`` size and ``sharding``."""
+    replicas, drop_last = saved
+    if expected is not None and size != expected:
+        raise ValueError(
+            f"state_dict stopped mid-way through epoch {epoch} of {size} samples, but this "
+            f"sampler's epoch {epoch} has {expected}: resume with the same keep_ratio, "
+            "warmup_epochs and anneal_epochs"
+        )
+    if replicas != sharding.num_replicas:
+        raise ValueError(
+            f"state_dict stopped mid-epoch with num_replicas={replicas}, but this sampler has "
+            f"{sharding.num_replicas}; resume mid-epoch on as many ranks"
+        )
+    if drop_last != sharding.drop_last:
+        raise ValueError(
+            f"state_dict stopped mid-epoch with drop_last={drop_last}, but this sampler has "
+            f"drop_last={sharding.drop_last}; resume mid-epoch with the same drop_last"
+        )

@@ -1,9 +1,10 @@
 """The drop-in sampler: each epoch, train on the samples that still matter.
 
 :class:`DynamicPruningSampler` conducts; its parts do the work: the size of each epoch
-(:mod:`~dynaprune.schedule`), the epoch's subset, order, shard and loss matching
-(:mod:`~dynaprune.plan`), the per-sample statistics on the device (:mod:`~dynaprune.statistics`),
-merging ranks (:mod:`~dynaprune.distributed`) and checkpoints (:mod:`~dynaprune._state`).
+(:mod:`~dynaprune.core.schedule`), the epoch's subset, order, shard and loss matching
+(:mod:`~dynaprune.core.plan`), the per-sample statistics on the device
+(:mod:`~dynaprune.core.statistics`), merging ranks (:mod:`~dynaprune.core.distributed`) and
+checkpoints (:mod:`~dynaprune.core._state`).
 """
 
 from __future__ import annotations
@@ -17,25 +18,21 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Sampler
 
-from dynaprune._checks import (
-    check_bool,
-    check_choice,
+from dynaprune._checks import check_bool, check_choice, check_count, check_losses, resolve_device
+from dynaprune.core._inputs import (
     check_correct,
-    check_count,
     check_indices,
-    check_losses,
     check_process_group,
     must_follow,
-    resolve_device,
     resolve_length,
-    resolve_policy,
 )
-from dynaprune._state import load_sampler_state, sampler_state
-from dynaprune.distributed import Sharding, merge_epoch, resolve_replicas, warn_unmerged
-from dynaprune.plan import EpochPlan
-from dynaprune.policies import PruningPolicy
-from dynaprune.schedule import EpochSchedule, epoch_generator
-from dynaprune.statistics import NONFINITE_MODES, LossStatistics
+from dynaprune.core._state import STATE_VERSION, check_sampler_state
+from dynaprune.core.distributed import Sharding, merge_epoch, resolve_replicas, warn_unmerged
+from dynaprune.core.plan import EpochPlan
+from dynaprune.core.schedule import EpochSchedule, epoch_generator
+from dynaprune.core.statistics import NONFINITE_MODES, LossStatistics
+from dynaprune.policies.base import PruningPolicy
+from dynaprune.policies.registry import resolve_policy
 
 __all__ = ["DynamicPruningSampler"]
 
@@ -72,8 +69,8 @@ class DynamicPruningSampler(Sampler[int]):
     :meth:`set_epoch`, plans the same epoch again and warns.
 
     Attributes:
-        stats: the :class:`~dynaprune.statistics.LossStatistics`.
-        schedule: the :class:`~dynaprune.schedule.EpochSchedule` (phases and epoch sizes).
+        stats: the :class:`~dynaprune.core.statistics.LossStatistics`.
+        schedule: the :class:`~dynaprune.core.schedule.EpochSchedule` (phases and epoch sizes).
         timings: cumulative host seconds in selection (``select_seconds``) and :meth:`update`
             (``update_seconds``; on CUDA, launch time: the per-step work runs asynchronously).
 
@@ -329,7 +326,7 @@ class DynamicPruningSampler(Sampler[int]):
     def summary(self) -> dict[str, float]:
         """Figures of the current epoch for logging (reads device values: once per epoch):
         ``kept_fraction`` of the data set trained on this epoch, and the figures of
-        :meth:`LossStatistics.summary <dynaprune.statistics.LossStatistics.summary>` (over all
+        :meth:`LossStatistics.summary <dynaprune.core.statistics.LossStatistics.summary>` (over all
         ranks after :meth:`synchronize`)."""
         kept = self.epoch_size(self.epoch) / self.num_samples
         return {"kept_fraction": kept, **self.stats.summary()}
@@ -342,7 +339,18 @@ class DynamicPruningSampler(Sampler[int]):
         every rank, as Lightning does, and save the result on rank 0.
         """
         self.synchronize()
-        return sampler_state(self, self._plan)
+        return {
+            "version": STATE_VERSION,
+            "num_samples": self.num_samples,
+            "keep_ratio": self.keep_ratio,
+            "seed": self.seed,
+            "policy": repr(self.policy),
+            "num_replicas": self.num_replicas,
+            "device_type": self.stats.device.type,
+            "epoch": self.epoch,
+            "stats": self.stats.state_dict(),
+            "plan": None if self._plan is None else self._plan.state_dict(),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output, validated; nothing changes if it is refused.
@@ -361,8 +369,16 @@ class DynamicPruningSampler(Sampler[int]):
                 size, holds impossible values, or stopped mid-epoch and that epoch's size, the
                 number of ranks, ``drop_last`` or the policy class differs here.
         """
-        restored = load_sampler_state(self, state, device_fixed=self._device_fixed)
+        restored = check_sampler_state(
+            state,
+            num_samples=self.num_samples,
+            sharding=Sharding(self.num_replicas, self.rank, self.drop_last),
+            device=self.stats.device,
+            device_fixed=self._device_fixed,
+            epoch_size=self.epoch_size,
+            policy=type(self.policy).__name__,
+        )
+        self.stats.load_state_dict(state["stats"])  # validated there; refused: nothing changed
         if restored.device != self.stats.device:
             self.to(restored.device)
-        self.stats.load_state_dict(restored.stats)
         self.epoch, self._plan = restored.epoch, restored.plan

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from dynaprune._checks import check_bool, check_count, check_fraction
-from dynaprune.distributed import shard_length
+from dynaprune.core.distributed import shard_length
 
 __all__ = ["EpochSchedule", "epoch_generator"]
 

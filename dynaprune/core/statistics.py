@@ -37,8 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dynaprune import _correct
-from dynaprune._stats_state import check_statistics_state, load_statistics_state
+from dynaprune.core import _correct
+from dynaprune.core._stats_state import check_statistics_state
 
 __all__ = ["LossStatistics"]
 
@@ -88,7 +88,7 @@ class LossStatistics:
         # With several ranks, ``nonfinite_merged`` is the part already summed over all ranks.
         self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
         self.nonfinite_merged = torch.zeros((), dtype=torch.int64, device=device)
-        # Packed forgetting counters (dynaprune._correct), allocated by track_correctness().
+        # Packed forgetting counters (dynaprune.core._correct), allocated by track_correctness().
         self.correct: Tensor | None = None
 
     @property
@@ -322,19 +322,25 @@ class LossStatistics:
             ValueError: if a field has another length than this data set, or impossible values
                 (negative counts, a negative or non-finite variance, a non-finite mean).
         """
-        load_statistics_state(self, *self.check_state_dict(state))
+        current = {f: getattr(self, f) for f in _FIELDS}
+        tensors, nonfinite = check_statistics_state(state, current, self.num_samples)
+        correct = tensors.pop("correct", None)
+        for name, value in tensors.items():
+            like = current[name]
+            setattr(self, name, value.to(device=like.device, dtype=like.dtype).clone())
+        if correct is not None:
+            self.correct = correct.to(self.device).clone()
+        else:
+            self.reset_correctness()
+        count = torch.tensor(nonfinite, dtype=torch.int64, device=self.device)
+        # A saved count is either a single process's or already merged over all ranks.
+        self.nonfinite, self.nonfinite_merged = count, count.clone()
 
-    def check_state_dict(self, state: Any) -> tuple[dict[str, Tensor], int]:
-        """Validate :meth:`state_dict` output for these statistics, without loading it.
-
-        Returns:
-            The saved tensors, as saved (``correct`` among them if it was saved), and the
-            non-finite count.
-
-        Raises:
-            TypeError: if ``state`` or one of its fields is not what :meth:`state_dict` writes.
-            ValueError: if a field is missing, has another length, or impossible values.
-        """
-        return check_statistics_state(
-            state, {f: getattr(self, f) for f in _FIELDS}, self.num_samples
-        )
+    def take_merged(self, merged: Tensor, values: list[Tensor], nonfinite: Tensor) -> None:
+        """Take the ranks' merge (:func:`~dynaprune.core.distributed.all_reduce_statistics`):
+        ``values`` (``mean``, ``var``, ``count``, ``seen``, then ``correct`` where it is
+        tracked) where ``merged`` is set, and ``nonfinite`` as the count merged over all ranks."""
+        names = (*_FIELDS, "correct") if self.correct is not None else _FIELDS
+        for name, value in zip(names, values, strict=True):
+            setattr(self, name, torch.where(merged, value, getattr(self, name)))
+        self.nonfinite, self.nonfinite_merged = nonfinite, nonfinite.clone()

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dynaprune.sampler import DynamicPruningSampler
+from dynaprune.core.sampler import DynamicPruningSampler
 
 _BASES: list[type] = []
 _pl: Any

@@ -1,8 +1,4 @@
-"""Pruning policies: which samples an epoch keeps.
-
-A policy is a small object with one pure method, :meth:`PruningPolicy.select`, that takes the
-statistics, the exact number of samples to keep and a seeded generator, and returns the kept
-indices (and, for re-weighting policies, one loss weight per kept index). It holds no state.
+"""The loss-driven rules: uniform, epsilon-greedy, UCB and soft pruning.
 
 Policies:
 
@@ -41,66 +37,21 @@ floor that any shuffled sampler pays per epoch.
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
-from typing import NamedTuple
+from abc import abstractmethod
 
 import torch
 from torch import Tensor
 
 from dynaprune._select import largest, random_subset, shuffled_indices
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.base import PruningPolicy, Selection
 
 __all__ = [
-    "POLICIES",
     "EpsilonGreedyPolicy",
-    "PruningPolicy",
-    "Selection",
     "SoftPolicy",
     "UCBPolicy",
     "UniformPolicy",
-    "make_policy",
 ]
-
-
-class Selection(NamedTuple):
-    """The result of :meth:`PruningPolicy.select`.
-
-    Attributes:
-        indices: int64 indices of the kept samples, on the statistics' device.
-        weights: float32 loss weight of each kept sample, or ``None`` for weight 1.
-        shuffled: ``True`` where ``indices`` is already in uniformly random order, as the
-            built-in policies return it; otherwise the sampler shuffles it.
-    """
-
-    indices: Tensor
-    weights: Tensor | None = None
-    shuffled: bool = False
-
-
-class PruningPolicy(ABC):
-    """Chooses ``num_keep`` of the data set's samples from their statistics.
-
-    Attributes:
-        needs_correctness: whether :meth:`select` reads per-sample correctness: the sampler
-            then tracks it (:meth:`LossStatistics.track_correctness`) and requires
-            ``update(losses, correct=...)``.
-    """
-
-    needs_correctness: bool = False
-
-    @abstractmethod
-    def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
-        """Return exactly ``num_keep`` distinct sample indices (``0 < num_keep <= N``).
-
-        Args:
-            stats: the statistics, on their device.
-            num_keep: how many samples to keep.
-            generator: the only source of randomness, on ``stats.device``.
-        """
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class UniformPolicy(PruningPolicy):
@@ -285,52 +236,3 @@ class SoftPolicy(PruningPolicy):
         return Selection(
             idx, weights.masked_fill_(fixed.index_select(0, idx), scale), shuffled=True
         )
-
-
-POLICIES: tuple[str, ...] = (
-    "uniform",
-    "epsilon_greedy",
-    "ucb",
-    "soft",
-    "infobatch",
-    "pool_top",
-    "importance",
-    "onion",
-)
-_CLASSES: dict[str, type[PruningPolicy]] = {
-    "uniform": UniformPolicy,
-    "epsilon_greedy": EpsilonGreedyPolicy,
-    "ucb": UCBPolicy,
-    "soft": SoftPolicy,
-}
-
-
-def _published() -> dict[str, type[PruningPolicy]]:
-    # imported here: dynaprune.published and dynaprune.onion build on this module
-    from dynaprune.onion import OnionPolicy
-    from dynaprune.published import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
-
-    return {
-        "infobatch": InfoBatchPolicy,
-        "pool_top": PoolTopPolicy,
-        "importance": ImportancePolicy,
-        "onion": OnionPolicy,
-    }
-
-
-def make_policy(policy: str | PruningPolicy) -> PruningPolicy:
-    """Return ``policy`` itself if it is a :class:`PruningPolicy`, else the named one's default.
-
-    Raises:
-        ValueError: for an unknown name, listing the valid ones.
-        TypeError: for anything that is neither a name nor a policy.
-    """
-    if isinstance(policy, PruningPolicy):
-        return policy
-    if isinstance(policy, str):
-        if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {list(POLICIES)}, got {policy!r}")
-        return {**_CLASSES, **_published()}[policy]()
-    raise TypeError(
-        f"policy must be a name in {list(POLICIES)} or a PruningPolicy, got {type(policy).__name__}"
-    )

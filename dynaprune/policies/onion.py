@@ -9,8 +9,8 @@ the ``remove_n`` least-forgotten samples leave the subset and as many samples dr
 those left out (not the ones just removed) come in. The counts then start afresh.
 
 A forgetting event (Toneva et al., ICLR 2019) is a sample classified correctly at one recorded
-presentation and incorrectly at its next; :class:`~dynaprune.statistics.LossStatistics` counts
-them on the device when correctness is tracked (:mod:`dynaprune._correct`).
+presentation and incorrectly at its next; :class:`~dynaprune.core.statistics.LossStatistics` counts
+them on the device when correctness is tracked (:mod:`dynaprune.core._correct`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 
 from dynaprune._checks import check_count, check_fraction
 from dynaprune._select import random_subset, shuffled_indices, top_k_mask
-from dynaprune.policies import PruningPolicy, Selection
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.base import PruningPolicy, Selection
 
 __all__ = ["OnionPolicy"]
 

@@ -33,8 +33,8 @@ from torch import Tensor
 
 from dynaprune._checks import check_fraction
 from dynaprune._select import random_subset, shuffled_indices, top_k_mask
-from dynaprune.policies import PruningPolicy, Selection
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.base import PruningPolicy, Selection
 
 __all__ = ["ImportancePolicy", "InfoBatchPolicy", "PoolTopPolicy"]
 

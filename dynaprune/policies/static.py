@@ -15,8 +15,8 @@ from torch import Tensor
 
 from dynaprune._checks import check_count, check_vector
 from dynaprune._select import shuffled_indices
-from dynaprune.policies import PruningPolicy, Selection
-from dynaprune.statistics import LossStatistics
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.base import PruningPolicy, Selection
 
 __all__ = ["StaticPolicy", "class_quotas"]
 

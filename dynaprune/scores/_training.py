@@ -1,4 +1,5 @@
-"""Shared machinery of the static scores: batches, seeded models, training and scoring passes."""
+"""Shared machinery of the static scores: batches, seeded models, training and scoring passes,
+and the recipe they all follow, :func:`train_then_score`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ __all__ = [
     "Batches",
     "LossFn",
     "ModelFactory",
+    "OnBatch",
     "OptimizerFactory",
     "ScoreResult",
     "average_runs",
@@ -27,12 +29,14 @@ __all__ = [
     "model_device",
     "score_pass",
     "train_epochs",
+    "train_then_score",
 ]
 
 Batches = Iterable[Sequence[Tensor]]
 ModelFactory = Callable[[], nn.Module]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 LossFn = Callable[[Tensor, Tensor], Tensor]
+OnBatch = Callable[[Tensor, Tensor, Tensor], None]
 
 
 class ScoreResult(NamedTuple):
@@ -98,7 +102,7 @@ def train_epochs(
     epochs: int,
     optimizer: OptimizerFactory,
     loss_fn: LossFn,
-    on_batch: Callable[[Tensor, Tensor, Tensor], None] | None = None,
+    on_batch: OnBatch | None = None,
 ) -> None:
     """Train ``epochs`` epochs; ``on_batch(indices, logits, y)`` sees each batch before its step."""
     if epochs == 0:
@@ -181,3 +185,33 @@ def average_runs(runs: int, seed: int, one_run: Callable[[int], Tensor]) -> Scor
     if result.device.type == "cuda":
         torch.cuda.synchronize(result.device)
     return ScoreResult(result, time.perf_counter() - start)
+
+
+def train_then_score(
+    model_factory: ModelFactory,
+    train: Batches,
+    score: Callable[[nn.Module, int], Tensor],
+    *,
+    epochs: int,
+    runs: int,
+    seed: int,
+    optimizer: OptimizerFactory | None = None,
+    loss_fn: LossFn = cross_entropy,
+    device: torch.device | str | None = None,
+    watch: Callable[[nn.Module], OnBatch] | None = None,
+) -> ScoreResult:
+    """The recipe of every static score: the mean over ``runs`` of a fresh model, seeded with
+    ``seed + run`` (:func:`average_runs`), trained ``epochs`` epochs on ``train``, then scored by
+    ``score(model, run)``.
+
+    ``watch(model)``, if given, returns an ``on_batch(indices, logits, y)`` that sees each
+    training batch before its step (e.g. to count forgetting events).
+    """
+
+    def one_run(run: int) -> Tensor:
+        model = build_model(model_factory, device)
+        on_batch = None if watch is None else watch(model)
+        train_epochs(model, train, epochs, optimizer or default_optimizer, loss_fn, on_batch)
+        return score(model, run)
+
+    return average_runs(runs, seed, one_run)

@@ -9,7 +9,7 @@
   farthest from every sample selected so far.
 
 An order is a permutation prefix: position 0 is chosen first. :func:`scores_from_order` turns it
-into scores for :class:`dynaprune.static.StaticPolicy` (earlier = higher), and
+into scores for :class:`dynaprune.policies.static.StaticPolicy` (earlier = higher), and
 :func:`herding_scores` / :func:`k_center_scores` do both, optionally within each class.
 :func:`embeddings` records a model's features, by default the input of its last linear layer.
 
@@ -28,8 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from dynaprune._checks import check_count, check_vector
-from dynaprune._training import Batches, ScoreResult, iter_batches, model_device
-from dynaprune.static import class_quotas
+from dynaprune.policies.static import class_quotas
+from dynaprune.scores._training import Batches, ScoreResult, iter_batches, model_device
 
 __all__ = [
     "embeddings",
@@ -208,7 +208,7 @@ def k_center_order(
 
 
 def scores_from_order(order: Tensor, num_samples: int) -> Tensor:
-    """Scores for :class:`~dynaprune.static.StaticPolicy`: earlier in ``order`` = higher.
+    """Scores for :class:`~dynaprune.policies.static.StaticPolicy`: earlier in ``order`` = higher.
 
     The sample at position ``j`` gets ``(num_samples - j) / num_samples`` (in ``(0, 1]``);
     samples not in ``order`` get ``0``.
@@ -275,8 +275,8 @@ def herding_scores(
         embeddings: ``(N, D)`` floating tensor, on the device to compute on.
         num: how many samples to order (the budget you will keep); the rest score ``0``.
         labels: if given, herd within each class: class ``c`` orders its proportional share
-            of ``num`` (:func:`~dynaprune.static.class_quotas`) and scores relative to its size,
-            as DeepCore's class-balanced selection; pair with ``class_balanced=True``.
+            of ``num`` (:func:`~dynaprune.policies.static.class_quotas`) and scores relative to
+            its size, as DeepCore's class-balanced selection; pair with ``class_balanced=True``.
 
     Example:
         >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [4.0, 0.0], [7.0, 0.0]])

@@ -12,22 +12,22 @@ incorrectly at its next. Samples forgotten often, or never learned, are kept fir
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dynaprune._checks import check_count
-from dynaprune._training import (
+from dynaprune.core import _correct
+from dynaprune.scores._training import (
     Batches,
     ModelFactory,
+    OnBatch,
     OptimizerFactory,
     ScoreResult,
-    average_runs,
-    build_model,
     check_common,
-    cross_entropy,
-    default_optimizer,
     model_device,
-    train_epochs,
+    train_then_score,
 )
 
 __all__ = ["ForgettingTracker", "forgetting_counts", "forgetting_scores"]
@@ -42,7 +42,7 @@ class ForgettingTracker:
 
     Args:
         num_samples: number of samples in the data set.
-        device: where the counters live (3 bytes per sample in all).
+        device: where the counters live (4 bytes per sample).
 
     Example:
         >>> tracker = ForgettingTracker(3)
@@ -57,18 +57,16 @@ class ForgettingTracker:
         check_count("num_samples", num_samples, 1)
         device = torch.device("cpu" if device is None else device)
         self.num_samples = num_samples
-        self.forgets = torch.zeros(num_samples, dtype=torch.int32, device=device)
-        self.last_correct = torch.zeros(num_samples, dtype=torch.bool, device=device)
-        self.learned = torch.zeros(num_samples, dtype=torch.bool, device=device)
+        # counted as the sampler's statistics count them (dynaprune.core._correct)
+        self.packed = torch.zeros(num_samples, dtype=torch.int32, device=device)
 
     @property
     def device(self) -> torch.device:
-        return self.forgets.device
+        return self.packed.device
 
     def to(self, device: torch.device | str) -> ForgettingTracker:
         """Move the counters to ``device`` in place and return ``self``."""
-        for name in ("forgets", "last_correct", "learned"):
-            setattr(self, name, getattr(self, name).to(device))
+        self.packed = self.packed.to(device)
         return self
 
     @torch.no_grad()
@@ -82,30 +80,23 @@ class ForgettingTracker:
             )
         indices = indices.to(self.device, torch.int64, non_blocking=True)
         correct = correct.to(self.device, torch.bool, non_blocking=True)
-        forgot = self.last_correct[indices] & ~correct
-        self.forgets.index_add_(0, indices, forgot.to(torch.int32))
-        self.last_correct[indices] = correct
-        self.learned[indices] |= correct
+        self.packed[indices] = _correct.advance(self.packed[indices], correct)
 
     def scores(self) -> Tensor:
         """float32 forgetting counts; ``inf`` for samples never classified correctly."""
-        return self.forgets.to(torch.float32).masked_fill_(~self.learned, float("inf"))
+        return _correct.forgetting_counts(self.packed)
 
     def state_dict(self) -> dict[str, Tensor]:
-        """The counters, as CPU tensors."""
-        return {k: getattr(self, k).cpu().clone() for k in ("forgets", "last_correct", "learned")}
+        """The counters, as a CPU tensor."""
+        return {"packed": self.packed.cpu().clone()}
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Restore :meth:`state_dict` output onto the current device."""
-        for name in ("forgets", "last_correct", "learned"):
-            value = state[name]
-            if value.numel() != self.num_samples:
-                raise ValueError(
-                    f"state_dict {name!r} holds {value.numel()} samples, expected "
-                    f"{self.num_samples}"
-                )
-            current = getattr(self, name)
-            setattr(self, name, value.to(device=current.device, dtype=current.dtype).clone())
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Restore :meth:`state_dict` output onto the current device, validated."""
+        if "packed" not in state and "forgets" in state:  # saved by dynaprune 0.1.0
+            old = state["forgets"], state["learned"], state["last_correct"]
+            state = {"packed": _correct.pack(*old)}
+        packed = _correct.check_packed("state_dict['packed']", state["packed"], self.num_samples)
+        self.packed = packed.to(self.device).clone()
 
 
 def forgetting_counts(correct: Tensor) -> Tensor:
@@ -124,8 +115,10 @@ def forgetting_counts(correct: Tensor) -> Tensor:
             f"correct must be a 2-D bool tensor, got {correct.dtype} of shape "
             f"{tuple(correct.shape)}"
         )
-    forgets = (correct[:-1] & ~correct[1:]).sum(0, dtype=torch.int64).to(torch.float32)
-    return forgets.masked_fill_(~correct.any(0), float("inf"))
+    packed = torch.zeros(correct.shape[1], dtype=torch.int32, device=correct.device)
+    for presentation in correct:
+        packed = _correct.advance(packed, presentation)
+    return _correct.forgetting_counts(packed)
 
 
 def forgetting_scores(
@@ -170,14 +163,28 @@ def forgetting_scores(
         num_samples = check_count("len(loader.dataset)", len(dataset), 1)
     n = num_samples
 
-    def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, device)
+    trackers: list[ForgettingTracker] = []  # the current run's, created with its model
+
+    def watch(model: nn.Module) -> OnBatch:
         tracker = ForgettingTracker(n, model_device(model))
+        trackers.append(tracker)
 
         def record(idx: Tensor, logits: Tensor, y: Tensor) -> None:
             tracker.update(idx, logits.argmax(1) == y)
 
-        train_epochs(model, loader, epochs, optimizer or default_optimizer, cross_entropy, record)
-        return tracker.scores()
+        return record
 
-    return average_runs(runs, seed, one_run)
+    def score(model: nn.Module, run: int) -> Tensor:
+        return trackers[-1].scores()
+
+    return train_then_score(
+        model_factory,
+        loader,
+        score,
+        epochs=epochs,
+        runs=runs,
+        seed=seed,
+        optimizer=optimizer,
+        device=device,
+        watch=watch,
+    )

@@ -2,7 +2,7 @@
 
 Each function trains fresh models from a ``model_factory`` on a ``loader`` and returns a
 :class:`ScoreResult`: one float32 score per sample (higher = keep first) and the seconds it
-took. Rank with :class:`dynaprune.static.StaticPolicy`. Forgetting events are in
+took. Rank with :class:`dynaprune.policies.static.StaticPolicy`. Forgetting events are in
 :mod:`dynaprune.forgetting`, herding and k-center greedy orders in :mod:`dynaprune.coreset`.
 
 * :func:`el2n_scores` — EL2N (Paul, Ganguli and Dziugaite, "Deep Learning on a Data Diet",
@@ -35,20 +35,18 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from dynaprune._checks import check_count, check_positive_float
-from dynaprune._training import (
+from dynaprune.scores._training import (
     Batches,
     LossFn,
     ModelFactory,
     OptimizerFactory,
     ScoreResult,
-    average_runs,
-    build_model,
     check_common,
     cross_entropy,
     default_optimizer,
     model_device,
     score_pass,
-    train_epochs,
+    train_then_score,
 )
 
 __all__ = [
@@ -104,13 +102,20 @@ def el2n_scores(
     """
     check_common(model_factory, epochs, runs, seed, num_samples, 0)
 
-    def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, device)
-        train = loader if train_loader is None else train_loader
-        train_epochs(model, train, epochs, optimizer or default_optimizer, cross_entropy)
+    def score(model: nn.Module, run: int) -> Tensor:
         return score_pass(model, loader, _el2n_batch, num_samples)
 
-    return average_runs(runs, seed, one_run)
+    train = loader if train_loader is None else train_loader
+    return train_then_score(
+        model_factory,
+        train,
+        score,
+        epochs=epochs,
+        runs=runs,
+        seed=seed,
+        optimizer=optimizer,
+        device=device,
+    )
 
 
 def _grand_batch(chunk_size: int | None) -> Callable[[nn.Module, Tensor, Tensor], Tensor]:
@@ -173,13 +178,20 @@ def grand_scores(
     if chunk_size is not None:
         check_count("chunk_size", chunk_size, 1)
 
-    def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, device)
-        train = loader if train_loader is None else train_loader
-        train_epochs(model, train, epochs, optimizer or default_optimizer, cross_entropy)
+    def score(model: nn.Module, run: int) -> Tensor:
         return score_pass(model, loader, _grand_batch(chunk_size), num_samples)
 
-    return average_runs(runs, seed, one_run)
+    train = loader if train_loader is None else train_loader
+    return train_then_score(
+        model_factory,
+        train,
+        score,
+        epochs=epochs,
+        runs=runs,
+        seed=seed,
+        optimizer=optimizer,
+        device=device,
+    )
 
 
 def _curvature_batch(
@@ -259,12 +271,20 @@ def low_curvature_scores(
     temperature = check_positive_float("temperature", temperature)
     loss = cross_entropy if loss_fn is None else loss_fn
 
-    def one_run(run: int) -> Tensor:
-        model = build_model(model_factory, device)
-        train = loader if train_loader is None else train_loader
-        train_epochs(model, train, epochs, optimizer or default_optimizer, loss)
+    def score(model: nn.Module, run: int) -> Tensor:
         generator = torch.Generator(device=model_device(model)).manual_seed(seed + run)
         fn = _curvature_batch(loss, directions, h, temperature, generator)
         return score_pass(model, loader, fn, num_samples)
 
-    return average_runs(runs, seed, one_run)
+    train = loader if train_loader is None else train_loader
+    return train_then_score(
+        model_factory,
+        train,
+        score,
+        epochs=epochs,
+        runs=runs,
+        seed=seed,
+        optimizer=optimizer,
+        loss_fn=loss,
+        device=device,
+    )

@@ -1,0 +1,5 @@
+"""Integrations with training frameworks; each imports its framework only where it is used.
+
+* :mod:`~dynaprune.integrations.lightning` — the PyTorch Lightning callback
+  (``dynaprune.lightning``).
+"""
