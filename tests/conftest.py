@@ -1,4 +1,8 @@
-"""Shared fixtures: the tiny LightningModule that the Lightning, DDP and GPU tests train."""
+"""Shared test helpers: deterministic fake losses and correctness, a plain epoch loop that feeds
+them to a sampler, and the tiny LightningModule that the Lightning, DDP and GPU tests train.
+
+Test modules import the plain helpers (``from conftest import run_epoch``); pytest puts this
+folder on the path."""
 
 from __future__ import annotations
 
@@ -8,6 +12,38 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+
+
+def fake_losses(idx: torch.Tensor, epoch: int) -> torch.Tensor:
+    """A loss that depends only on the sample and the epoch, whichever rank computes it."""
+    return (idx.float() * 0.37 + epoch) % 5.0
+
+
+def fake_correct(idx: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Correctness that depends only on the sample and the epoch, and flips for some samples."""
+    return (idx * 7 + epoch * (idx % 3)) % 4 != 0
+
+
+def run_epoch(
+    sampler: Any,
+    epoch: int,
+    loss_fn: Any = None,
+    batch_size: int = 7,
+    *,
+    indexed: bool = False,
+) -> list[int]:
+    """Iterate one epoch of ``sampler``, feeding ``loss_fn`` (default :func:`fake_losses`) and
+    :func:`fake_correct` (ignored by policies that do not read it), with the batch's indices
+    when ``indexed``; return the order seen."""
+    loss_fn = fake_losses if loss_fn is None else loss_fn
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    for start in range(0, len(order), batch_size):
+        idx = torch.tensor(order[start : start + batch_size])
+        correct = fake_correct(idx, epoch)
+        sampler.update(loss_fn(idx, epoch), idx if indexed else None, correct=correct)
+    return order
+
 
 pl: Any
 try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -277,7 +278,8 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
     for figure in (*figures, "accuracy_vs_cost.png"):
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     env = json.loads((out / "environment.json").read_text())
-    assert env["versions"]["torch"] == torch.__version__.split("+")[0] and env["device"] == "cpu"
+    # pip-style versions: what `pip freeze` pins, local version (e.g. "+cpu") included
+    assert env["versions"]["torch"] == metadata.version("torch") and env["device"] == "cpu"
     assert load_config(out / "config.yaml")["pruning"]["policies"] == ["uniform", "soft"]
     assert main(args) == 2  # refuses to mix two invocations in one folder
 

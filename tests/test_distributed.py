@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import run_epoch
 
 from dynaprune import DynamicPruningSampler
 
@@ -16,11 +17,6 @@ def fake_losses(idx, epoch):
     return ((idx.float() * 0.618 + epoch * 0.3) % 1.0) * 3.0
 
 
-def fake_correct(idx, epoch):
-    """Correctness that depends only on the sample and the epoch, and flips for some samples."""
-    return (idx * 7 + epoch * (idx % 3)) % 4 != 0
-
-
 def onion_losses(idx, epoch):
     """Like fake_losses, with some NaN losses: those record no correctness."""
     return torch.where((idx + epoch) % 9 == 0, float("nan"), fake_losses(idx, epoch))
@@ -30,13 +26,7 @@ def train(sampler, epochs=EPOCHS, loss_fn=fake_losses, indexed=False):
     """Feeds losses and correctness (ignored by the policies that do not read it)."""
     shards = []
     for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        shards.append(order)
-        for start in range(0, len(order), BATCH):
-            idx = torch.tensor(order[start : start + BATCH])
-            correct = fake_correct(idx, epoch)
-            sampler.update(loss_fn(idx, epoch), idx if indexed else None, correct=correct)
+        shards.append(run_epoch(sampler, epoch, loss_fn, BATCH, indexed=indexed))
         sampler.synchronize()
     return shards
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import fake_losses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
@@ -17,10 +18,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from dynaprune import DynamicPruningSampler, PruningPolicy, Selection, UCBPolicy
 
 N = 40
-
-
-def fake_losses(idx: torch.Tensor, epoch: int) -> torch.Tensor:
-    return (idx.float() * 0.37 + epoch) % 5.0
 
 
 def train(sampler: DynamicPruningSampler, epochs: range, batch: int = 4) -> list[list[int]]:

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import fake_correct, fake_losses, run_epoch
 
 from dynaprune import DynamicPruningSampler, LossStatistics, OnionPolicy, make_policy
 from dynaprune._checks import check_index_tensor
@@ -194,28 +195,11 @@ def test_registered_by_name():
 
 
 # ----------------------------------------------------------------- in the sampler
-def fake_losses(idx, epoch):
-    return (idx.float() * 0.37 + epoch) % 5.0
-
-
-def fake_correct(idx, epoch):
-    return (idx * 7 + epoch * (idx % 3)) % 4 != 0
-
-
-def run_epoch(sampler, epoch, batch=6):
-    sampler.set_epoch(epoch)
-    order = list(sampler)
-    for start in range(0, len(order), batch):
-        idx = torch.tensor(order[start : start + batch])
-        sampler.update(fake_losses(idx, epoch), correct=fake_correct(idx, epoch))
-    return order
-
-
 def test_sampler_keeps_the_subset_between_swaps_and_swaps_on_schedule():
     policy = OnionPolicy(period=2, swap_fraction=0.25, max_swaps=2)
     sampler = DynamicPruningSampler(60, 0.5, policy, seed=2, warmup_epochs=1)
     assert sampler.stats.bytes_per_sample == 20
-    subsets = [set(run_epoch(sampler, e)) for e in range(8)]
+    subsets = [set(run_epoch(sampler, e, batch_size=6)) for e in range(8)]
     assert [len(s) for s in subsets] == [60] + [30] * 7
     changed = [len(subsets[e] - subsets[e - 1]) for e in range(2, 8)]
     # epochs 2..7: swaps at 2 and 4 (max_swaps=2), of round(0.25 * 30) = 8 samples
@@ -225,7 +209,7 @@ def test_sampler_keeps_the_subset_between_swaps_and_swaps_on_schedule():
 def test_a_policy_without_correctness_costs_nothing_and_ignores_it():
     sampler = DynamicPruningSampler(60, 0.5, "uniform")
     assert sampler.stats.bytes_per_sample == 16
-    run_epoch(sampler, 0)  # correct= is accepted and ignored
+    run_epoch(sampler, 0, batch_size=6)  # correct= is accepted and ignored
     assert sampler.stats.correct is None
 
 
@@ -233,12 +217,12 @@ def test_a_policy_without_correctness_costs_nothing_and_ignores_it():
 def test_resume_at_epoch_boundary_equals_uninterrupted(stop):
     kwargs = dict(keep_ratio=0.4, policy=OnionPolicy(period=2), seed=5, warmup_epochs=1)
     full = DynamicPruningSampler(50, **kwargs)
-    orders = [run_epoch(full, e) for e in range(6)]
+    orders = [run_epoch(full, e, batch_size=6) for e in range(6)]
     first = DynamicPruningSampler(50, **kwargs)
-    resumed = [run_epoch(first, e) for e in range(stop)]
+    resumed = [run_epoch(first, e, batch_size=6) for e in range(stop)]
     second = DynamicPruningSampler(50, **kwargs)
     second.load_state_dict(first.state_dict())
-    resumed += [run_epoch(second, e) for e in range(stop, 6)]
+    resumed += [run_epoch(second, e, batch_size=6) for e in range(stop, 6)]
     assert resumed == orders
     for name in ("mean", "var", "count", "seen", "correct"):
         assert torch.equal(getattr(second.stats, name), getattr(full.stats, name)), name
@@ -247,10 +231,10 @@ def test_resume_at_epoch_boundary_equals_uninterrupted(stop):
 def test_resume_mid_epoch_equals_uninterrupted():
     kwargs = dict(keep_ratio=0.4, policy=OnionPolicy(period=2), seed=5)
     full = DynamicPruningSampler(50, **kwargs)
-    orders = [run_epoch(full, e) for e in range(5)]
+    orders = [run_epoch(full, e, batch_size=6) for e in range(5)]
     first = DynamicPruningSampler(50, **kwargs)
     for e in range(2):
-        run_epoch(first, e)
+        run_epoch(first, e, batch_size=6)
     first.set_epoch(2)  # a swap epoch: the counters were reset when it was planned
     order = list(first)
     idx = torch.tensor(order[:6])
@@ -263,7 +247,7 @@ def test_resume_mid_epoch_equals_uninterrupted():
     for start in range(0, len(rest), 6):
         idx = torch.tensor(rest[start : start + 6])
         second.update(fake_losses(idx, 2), correct=fake_correct(idx, 2))
-    assert [run_epoch(second, e) for e in (3, 4)] == orders[3:]
+    assert [run_epoch(second, e, batch_size=6) for e in (3, 4)] == orders[3:]
     for name in ("mean", "var", "count", "seen", "correct"):
         assert torch.equal(getattr(second.stats, name), getattr(full.stats, name)), name
 

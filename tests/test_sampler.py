@@ -3,28 +3,12 @@ import warnings
 
 import pytest
 import torch
+from conftest import run_epoch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from dynaprune import POLICIES, DynamicPruningSampler
-
-
-def fake_correct(idx, epoch):
-    """Deterministic fake correctness that flips with the epoch for some samples."""
-    return (idx * 7 + epoch * (idx % 3)) % 4 != 0
-
-
-def run_epoch(sampler, epoch, loss_fn=None, batch_size=7):
-    """Iterate one epoch, feeding deterministic fake losses (and correctness, which policies
-    that do not read it ignore); return the order seen."""
-    sampler.set_epoch(epoch)
-    order = list(sampler)
-    for start in range(0, len(order), batch_size):
-        idx = torch.tensor(order[start : start + batch_size])
-        losses = (idx.float() * 0.37 + epoch) % 5.0 if loss_fn is None else loss_fn(idx, epoch)
-        sampler.update(losses, correct=fake_correct(idx, epoch))
-    return order
 
 
 @pytest.mark.parametrize("policy", POLICIES)
