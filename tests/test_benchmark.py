@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.config import apply_overrides, load_config, validate_config
-from benchmarks.grid import RunSpec, build_grid, make_sampler
-from benchmarks.report import SUMMARY_COLUMNS, summarize
-from benchmarks.run import main
-from benchmarks.train import EpochRecord, RunResult
+from benchmarks.grid.cli import main
+from benchmarks.grid.config import apply_overrides, load_config, validate_config
+from benchmarks.grid.report import SUMMARY_COLUMNS, summarize
+from benchmarks.grid.runs import RunSpec, build_grid, make_sampler
+from benchmarks.grid.train import EpochRecord, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,7 +182,7 @@ def test_bad_anneal_budget_and_label_noise_are_named() -> None:
 
 
 def test_label_noise_is_fixed_symmetric_and_spares_the_test_set() -> None:
-    from benchmarks.data import load_data
+    from benchmarks.grid.data import load_data
 
     data_cfg = quick()["data"]
     clean = load_data(data_cfg)
@@ -285,8 +285,8 @@ def test_quick_preset_end_to_end(tmp_path: Path, loop: str, loader: str) -> None
 
 
 def test_device_loader_yields_sampler_order_and_true_crops() -> None:
-    from benchmarks.data import load_data
-    from benchmarks.loaders import DeviceLoader, normalize
+    from benchmarks.grid.data import load_data
+    from benchmarks.grid.loaders import DeviceLoader, normalize
 
     data = load_data(quick()["data"])
     order = [5, 3, 9, 0, 7]
@@ -325,7 +325,7 @@ def _colour_tree(root: Path) -> None:
 
 
 def test_image_folder_is_decoded_once_and_cached(tmp_path: Path) -> None:
-    from benchmarks.data import load_data
+    from benchmarks.grid.data import load_data
 
     _colour_tree(tmp_path / "tree")
     cfg = quick(**{"data.dataset": "imagefolder", "data.root": str(tmp_path / "tree")})
@@ -339,8 +339,8 @@ def test_image_folder_is_decoded_once_and_cached(tmp_path: Path) -> None:
 
 
 def test_streaming_path_matches_cached_tensors(tmp_path: Path) -> None:
-    from benchmarks.data import load_data
-    from benchmarks.loaders import make_dataloader
+    from benchmarks.grid.data import load_data
+    from benchmarks.grid.loaders import make_dataloader
 
     _colour_tree(tmp_path / "tree")
     overrides = {"data.dataset": "imagefolder", "data.root": str(tmp_path / "tree")}
@@ -365,10 +365,10 @@ def test_both_loops_apply_the_policy_loss_weights(policy: str, keep: float) -> N
     Same seed, same device loader: both loops must end at the same parameters, and training
     without the weights must not (so the weights were not all ones and the check can fail).
     """
-    from benchmarks.data import load_data
-    from benchmarks.lightning_loop import train_lightning
-    from benchmarks.loaders import normalize
-    from benchmarks.train import RunClock, prepare_run, train_plain
+    from benchmarks.grid.data import load_data
+    from benchmarks.grid.lightning_loop import train_lightning
+    from benchmarks.grid.loaders import normalize
+    from benchmarks.grid.train import RunClock, prepare_run, train_plain
 
     cfg = quick(**{"data.loader": "device", "train.epochs": 3, "pruning.policies": [policy]})
     data = load_data(cfg["data"])
@@ -391,10 +391,10 @@ def test_both_loops_apply_the_policy_loss_weights(policy: str, keep: float) -> N
 
 def test_both_loops_feed_correctness_to_onion() -> None:
     """``onion`` needs per-sample correctness: both loops pass it and train the same model."""
-    from benchmarks.data import load_data
-    from benchmarks.lightning_loop import train_lightning
-    from benchmarks.loaders import normalize
-    from benchmarks.train import RunClock, prepare_run, train_plain
+    from benchmarks.grid.data import load_data
+    from benchmarks.grid.lightning_loop import train_lightning
+    from benchmarks.grid.loaders import normalize
+    from benchmarks.grid.train import RunClock, prepare_run, train_plain
 
     cfg = quick(**{"data.loader": "device", "train.epochs": 3, "pruning.policies": ["onion"]})
     data = load_data(cfg["data"])

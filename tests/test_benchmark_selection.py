@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.config import apply_overrides, load_config, validate_config
-from benchmarks.equal_time import equal_time_deltas, interpolate, load_timing, run_seconds
-from benchmarks.grid import RunSpec, build_grid, inbatch_keep, inbatch_rule, irreducible_form
-from benchmarks.train import EpochRecord, RunResult
+from benchmarks.grid.config import apply_overrides, load_config, validate_config
+from benchmarks.grid.equal_time import equal_time_deltas, interpolate, load_timing, run_seconds
+from benchmarks.grid.runs import RunSpec, build_grid, inbatch_keep, inbatch_rule, irreducible_form
+from benchmarks.grid.train import EpochRecord, RunResult
 
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
 
@@ -63,11 +63,11 @@ def test_curve_shares_join_the_budget_baselines() -> None:
 
 
 def _setup(method: str, keep: float) -> tuple:
-    from benchmarks.bench import _reducible
-    from benchmarks.data import load_data
-    from benchmarks.loaders import normalize
-    from benchmarks.static_scores import StaticScorer
-    from benchmarks.train import prepare_run
+    from benchmarks.grid.bench import _reducible
+    from benchmarks.grid.data import load_data
+    from benchmarks.grid.loaders import normalize
+    from benchmarks.grid.static_scores import StaticScorer
+    from benchmarks.grid.train import prepare_run
 
     cfg = quick(**{"data.loader": "device", "train.epochs": 1, "pruning.policies": [method]})
     data = load_data(cfg["data"])
@@ -89,8 +89,8 @@ class _Quiet:
 def test_inbatch_methods_train_alike_in_both_loops(method: str) -> None:
     """Same parameters from the plain and the Lightning loop, and every loaded sample's loss in
     the statistics (the forward pass feeds them all), though only 30 % are back-propagated."""
-    from benchmarks.lightning_loop import train_lightning
-    from benchmarks.train import RunClock, train_plain
+    from benchmarks.grid.lightning_loop import train_lightning
+    from benchmarks.grid.train import RunClock, train_plain
 
     params = {}
     for loop, train_fn in (("plain", train_plain), ("lightning", train_lightning)):

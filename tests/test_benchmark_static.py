@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.config import apply_overrides, load_config, validate_config
-from benchmarks.run import main
-from benchmarks.static_scores import STATIC_METHODS, StaticScorer
+from benchmarks.grid.cli import main
+from benchmarks.grid.config import apply_overrides, load_config, validate_config
+from benchmarks.grid.static_scores import STATIC_METHODS, StaticScorer
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "quick.yaml"
@@ -24,7 +24,7 @@ def quick(**overrides: object) -> dict:
 
 @pytest.fixture(scope="module")
 def scorer() -> StaticScorer:
-    from benchmarks.data import load_data
+    from benchmarks.grid.data import load_data
 
     cfg = quick(
         **{

@@ -8,7 +8,7 @@ import torch
 
 from dynaprune import POLICIES
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead" / "run.py"
 ARGS = [
     *("--sizes", "2000,70000", "--keep", "0.3,0.5", "--repeats", "1", "--device", "cpu"),
     *("--threads", "1", "--batch-size", "8", "--update-samples", "1000", "--update-steps", "3"),

@@ -1,9 +1,9 @@
 """Coresets against synthetic sets on one model, one data set and one clock.
 
-    PYTHONPATH=. python benchmarks/condense_run.py --config configs/condense/cifar10-cpu.yaml \\
+    PYTHONPATH=. python benchmarks/condense/run.py --config configs/condense/cifar10-cpu.yaml \\
         --out results/condense --data-root ../shared/data/cifar10-jpeg
 
-For every method (``benchmarks/condense_sets.py``), images per class and seed, the set is built
+For every method (``benchmarks/condense/sets.py``), images per class and seed, the set is built
 (timed: ``scoring_seconds``) and ``eval.nets`` fresh ConvNets are trained on it with the
 papers' protocol (:func:`dynaprune.condense.train_convnet`: SGD 0.01, momentum 0.9, weight
 decay 5e-4, batch 256, lr x0.1 at half the epochs, DSA on every batch) and tested. ``full``
@@ -29,14 +29,14 @@ import torch
 import yaml
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.condense_sets import METHODS, SetMaker
-from benchmarks.config import DEFAULTS
-from benchmarks.data import load_data
+from benchmarks.condense.sets import METHODS, SetMaker
 from benchmarks.environment import collect_environment, write_environment
-from benchmarks.loaders import normalize
-from benchmarks.train import PRESSURE_WARNING, _cpu_stall_microseconds
+from benchmarks.grid.config import DEFAULTS
+from benchmarks.grid.data import load_data
+from benchmarks.grid.loaders import normalize
+from benchmarks.grid.train import PRESSURE_WARNING, _cpu_stall_microseconds
 from dynaprune import condense as cd
 
 # CIFAR-10, ConvNet, test accuracy (%) at 1 / 10 images per class, as published.

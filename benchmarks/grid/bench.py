@@ -11,10 +11,12 @@ from typing import Any
 import torch
 import yaml
 
-from benchmarks.data import load_data
 from benchmarks.environment import collect_environment, write_environment
-from benchmarks.figures import plot
-from benchmarks.grid import (
+from benchmarks.grid.data import load_data
+from benchmarks.grid.figures import plot
+from benchmarks.grid.loaders import normalize
+from benchmarks.grid.report import append_run, load_results, summarize, write_summary
+from benchmarks.grid.runs import (
     REDUCIBLE_POLICIES,
     RunSpec,
     build_grid,
@@ -22,10 +24,8 @@ from benchmarks.grid import (
     irreducible_form,
     split_method,
 )
-from benchmarks.loaders import normalize
-from benchmarks.report import append_run, load_results, summarize, write_summary
-from benchmarks.static_scores import StaticScorer, is_static
-from benchmarks.train import (
+from benchmarks.grid.static_scores import StaticScorer, is_static
+from benchmarks.grid.train import (
     PRESSURE_WARNING,
     EpochRecord,
     RunClock,
@@ -91,7 +91,7 @@ def run_benchmark(
     """Trains every run of ``cfg`` and writes curves, summary, figures and environment into ``out``.
 
     Returns:
-        The summary rows (see :data:`benchmarks.report.SUMMARY_COLUMNS`).
+        The summary rows (see :data:`benchmarks.grid.report.SUMMARY_COLUMNS`).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -115,7 +115,7 @@ def run_benchmark(
     grid = build_grid(cfg, data.num_train)
     test = (normalize(data.test_x.to(device), data.mean, data.std), data.test_y.to(device))
     if train["loop"] == "lightning":
-        from benchmarks.lightning_loop import train_lightning as train_fn
+        from benchmarks.grid.lightning_loop import train_lightning as train_fn
     else:
         train_fn = train_plain
 

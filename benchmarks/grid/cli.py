@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
-    _ROOT = str(Path(__file__).resolve().parents[1])
+    _ROOT = str(Path(__file__).resolve().parents[2])
     if _ROOT not in sys.path:
         sys.path.append(_ROOT)
 
-from benchmarks.config import LOADERS, LOOPS, apply_overrides, load_config, validate_config
+from benchmarks.grid.config import LOADERS, LOOPS, apply_overrides, load_config, validate_config
 
 __all__ = ["main", "parse_args"]
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for a bad config, before any training)."""
     args = parse_args(argv)
     if args.report_only:
-        from benchmarks.bench import report_only
+        from benchmarks.grid.bench import report_only
 
         report_only(Path(args.out))
         return 0
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from benchmarks.bench import run_benchmark
+    from benchmarks.grid.bench import run_benchmark
 
     try:
         run_benchmark(cfg, Path(args.out), progress=not args.no_progress, overwrite=args.overwrite)

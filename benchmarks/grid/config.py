@@ -78,11 +78,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "warmup_epochs": 0,
         "anneal_epochs": 0,
     },
-    "reducible": {  # irreducible losses of the rho methods (benchmarks/static_scores.py)
+    "reducible": {  # irreducible losses of the rho methods (benchmarks/grid/static_scores.py)
         "model": None,  # a model name (config MODELS); None: the run's own model
         "epochs": 1,  # training epochs of each irreducible-loss model on its half
     },
-    "static": {  # scoring recipes of the static-* methods (benchmarks/static_scores.py)
+    "static": {  # scoring recipes of the static-* methods (benchmarks/grid/static_scores.py)
         "epochs": 2,  # training epochs before EL2N, curvature and the herding/k-center proxy
         "runs": 2,  # EL2N runs and GraNd initialisations averaged
         "grand_epochs": 0,  # GraNd at initialisation, as published
@@ -183,7 +183,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ValueError: naming the key and the value, e.g. an unknown policy, a keep ratio outside
             (0, 1], a missing data root, an unknown dataset or model.
     """
-    from benchmarks.grid import (
+    from benchmarks.grid.runs import (
         ANNEAL_SUFFIX,
         INBATCH_RULES,
         REDUCIBLE_POLICIES,
@@ -192,7 +192,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         irreducible_form,
         method_phases,
     )
-    from benchmarks.static_scores import STATIC_METHODS
+    from benchmarks.grid.static_scores import STATIC_METHODS
     from dynaprune import POLICIES
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]

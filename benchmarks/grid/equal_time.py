@@ -14,7 +14,7 @@ run alone (e.g. ``--epochs 1 --seeds 1``): every run's time becomes the timing r
 optimizer step of its method and keep ratio times the run's steps, plus the timing run's scoring
 seconds::
 
-    python benchmarks/equal_time.py --results results/50k --timing results/50k-timing
+    python benchmarks/grid/equal_time.py --results results/50k --timing results/50k-timing
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     if _ROOT not in sys.path:
         sys.path.append(_ROOT)
 
-from benchmarks.train import RunResult
+from benchmarks.grid.train import RunResult
 
 __all__ = ["Timing", "curve_points", "equal_time_deltas", "interpolate", "load_timing", "main"]
 
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing", help="results folder of the same grid run alone")
     parser.add_argument("--out", help="where to write (default: --results)")
     args = parser.parse_args(argv)
-    from benchmarks.figures import plot_equal_time
-    from benchmarks.report import load_results
+    from benchmarks.grid.figures import plot_equal_time
+    from benchmarks.grid.report import load_results
 
     results = load_results(Path(args.results))
     timing = None if args.timing is None else load_timing(load_results(Path(args.timing)))

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks.grid import split_method
-from benchmarks.report import _mean, _rank, _std, paired_deltas
-from benchmarks.train import RunResult
+from benchmarks.grid.report import _mean, _rank, _std, paired_deltas
+from benchmarks.grid.runs import split_method
+from benchmarks.grid.train import RunResult
 
 __all__ = ["plot", "plot_equal_time"]
 
@@ -211,7 +211,7 @@ def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from benchmarks.equal_time import CURVE, run_seconds
+    from benchmarks.grid.equal_time import CURVE, run_seconds
 
     groups: dict[tuple[str, float], list[tuple[float, float]]] = {}
     for r in results:

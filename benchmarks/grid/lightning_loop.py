@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from benchmarks.train import Run, RunClock, inbatch_step
+from benchmarks.grid.train import Run, RunClock, inbatch_step
 from dynaprune.lightning import batch_weights
 
 __all__ = ["BenchModule", "train_lightning"]

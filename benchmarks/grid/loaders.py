@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from benchmarks.data import DataBundle, decode_image
+from benchmarks.grid.data import DataBundle, decode_image
 
 __all__ = ["DeviceLoader", "ImageFileDataset", "TensorImageDataset", "make_dataloader", "normalize"]
 

@@ -11,7 +11,7 @@ Definitions (per method and keep ratio, mean over seeds):
   the other methods); speedup with scoring: ``full``'s mean training seconds over the method's
   training plus scoring seconds, the figure that decides whether scoring once pays for itself.
 * Δ vs curve: final accuracy minus the full-data curve's at the run's training plus scoring
-  seconds, paired by seed (:mod:`benchmarks.equal_time`).
+  seconds, paired by seed (:mod:`benchmarks.grid.equal_time`).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from benchmarks.equal_time import equal_time_deltas
-from benchmarks.grid import RunSpec
-from benchmarks.static_scores import STATIC_METHODS
-from benchmarks.train import EpochRecord, RunResult
+from benchmarks.grid.equal_time import equal_time_deltas
+from benchmarks.grid.runs import RunSpec
+from benchmarks.grid.static_scores import STATIC_METHODS
+from benchmarks.grid.train import EpochRecord, RunResult
 from dynaprune import POLICIES
 
 __all__ = [

@@ -8,7 +8,7 @@ subset every epoch, at the same budget as the dynamic policies. The scoring run 
 same clock as training (``scoring_seconds``), and a user pays it on top of training, so it is
 added to the method's total time and to ``speedup_with_scoring``.
 
-The recipes (the ``static`` config section; defaults in :data:`benchmarks.config.DEFAULTS`):
+The recipes (the ``static`` config section; defaults in :data:`benchmarks.grid.config.DEFAULTS`):
 
 * ``static-forgetting`` (Toneva et al., ICLR 2019): forgetting events over
   ``static.forgetting_epochs`` epochs of full-data training (default: as many as the run
@@ -45,10 +45,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmarks.data import DataBundle
-from benchmarks.loaders import DeviceLoader, normalize
-from benchmarks.models import build_model
-from benchmarks.train import make_optimizer, make_scheduler
+from benchmarks.grid.data import DataBundle
+from benchmarks.grid.loaders import DeviceLoader, normalize
+from benchmarks.grid.models import build_model
+from benchmarks.grid.train import make_optimizer, make_scheduler
 
 __all__ = ["STATIC_METHODS", "StaticScorer", "is_static"]
 

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.data import DataBundle
-from benchmarks.grid import INBATCH_RULES, RunSpec, inbatch_keep, inbatch_rule, make_sampler
-from benchmarks.loaders import DeviceLoader, make_dataloader
-from benchmarks.models import build_model
+from benchmarks.grid.data import DataBundle
+from benchmarks.grid.loaders import DeviceLoader, make_dataloader
+from benchmarks.grid.models import build_model
+from benchmarks.grid.runs import INBATCH_RULES, RunSpec, inbatch_keep, inbatch_rule, make_sampler
 from dynaprune.inbatch import InBatchSelector
 
 __all__ = [

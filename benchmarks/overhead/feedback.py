@@ -11,9 +11,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmarks.models import build_model
-from benchmarks.timing import count_syncs as _count_syncs
-from benchmarks.timing import sync, timed
+from benchmarks.grid.models import build_model
+from benchmarks.overhead.timing import count_syncs as _count_syncs
+from benchmarks.overhead.timing import sync, timed
 from dynaprune import DynamicPruningSampler, LossStatistics
 
 __all__ = ["bench_end_to_end", "bench_update", "count_syncs"]

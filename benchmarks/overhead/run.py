@@ -3,8 +3,8 @@
 Everything is measured side by side in one invocation and reported as ratios, since absolute
 times drift between runs on shared machines::
 
-    python benchmarks/overhead.py --json results/overhead.json
-    python benchmarks/overhead.py --max-n 1e8 --keep 0.3,0.5,0.7 --end-to-end --json out.json
+    python benchmarks/overhead/run.py --json results/overhead.json
+    python benchmarks/overhead/run.py --max-n 1e8 --keep 0.3,0.5,0.7 --end-to-end --json out.json
 
 On a machine shared with other jobs, ``--threads 1`` keeps the parallel passes from stalling
 on a busy core (``randperm`` is serial either way).
@@ -43,13 +43,13 @@ from typing import Any
 import torch
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
-    _ROOT = str(Path(__file__).resolve().parents[1])
+    _ROOT = str(Path(__file__).resolve().parents[2])
     if _ROOT not in sys.path:
         sys.path.append(_ROOT)
 
 from benchmarks.environment import collect_environment
-from benchmarks.overhead_feedback import bench_end_to_end, bench_update
-from benchmarks.overhead_selection import bench_selection
+from benchmarks.overhead.feedback import bench_end_to_end, bench_update
+from benchmarks.overhead.selection import bench_selection
 from dynaprune import POLICIES, LossStatistics
 
 __all__ = ["main", "parse_args"]

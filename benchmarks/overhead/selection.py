@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.timing import count_syncs, median_sum, peak_tracker, timed
+from benchmarks.overhead.timing import count_syncs, median_sum, peak_tracker, timed
 from dynaprune import POLICIES, LossStatistics, PruningPolicy, make_policy
 from dynaprune.core.plan import EpochPlan, Sharding
 

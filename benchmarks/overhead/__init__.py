@@ -1,0 +1,3 @@
+"""What dynaprune itself costs: ``python benchmarks/overhead/run.py`` (see its docstring)."""
+
+__all__: list[str] = []
