@@ -11,7 +11,8 @@ import torch
 
 from benchmarks.grid.config import apply_overrides, load_config, validate_config
 from benchmarks.grid.equal_time import equal_time_deltas, interpolate, load_timing, run_seconds
-from benchmarks.grid.runs import RunSpec, build_grid, inbatch_keep, inbatch_rule, irreducible_form
+from benchmarks.grid.methods import method as parse
+from benchmarks.grid.runs import RunSpec, build_grid
 from benchmarks.grid.train import EpochRecord, RunResult
 
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
@@ -35,9 +36,10 @@ def quick(**overrides: object) -> dict:
     ],
 )
 def test_method_names_parse(method: str, rule: tuple, keeps: tuple, form: str | None) -> None:
-    assert inbatch_rule(method) == rule
-    assert inbatch_keep(method, 0.3) == pytest.approx(keeps)
-    assert irreducible_form(method) == form
+    parsed = parse(method)
+    assert (parsed.policy, parsed.inbatch) == rule
+    assert parsed.keeps(0.3) == pytest.approx(keeps)
+    assert parsed.irreducible == form
 
 
 @pytest.mark.parametrize(
@@ -75,7 +77,7 @@ def _setup(method: str, keep: float) -> tuple:
     test = (normalize(data.test_x, data.mean, data.std), data.test_y)
     spec = RunSpec(method, keep, 0, 1)
     policy = il = None
-    if irreducible_form(method) is not None:
+    if parse(method).irreducible is not None:
         policy, il, _ = _reducible(spec, StaticScorer(cfg, data, device), _Quiet())
     return prepare_run(spec, cfg, data, device, policy, il), test, data.num_train
 
@@ -149,3 +151,32 @@ def test_timing_run_sets_seconds_per_step_and_scoring() -> None:
     assert run_seconds(budget, timing) == pytest.approx(2.0 * 50)  # full's cost per step
     with pytest.raises(ValueError, match="the timing folder has no run of sb at keep 0.5"):
         run_seconds(_result("sb", 0.5, 0, 1.0, 1.0), timing)
+
+
+def test_every_library_policy_is_a_registered_method() -> None:
+    from benchmarks.grid.methods import REGISTRY
+    from dynaprune import POLICIES
+
+    assert {name for name, entry in REGISTRY.items() if entry.kind == "policy"} == set(POLICIES)
+
+
+@pytest.mark.parametrize(
+    ("name", "anneals", "static"),
+    [
+        ("infobatch", True, None),
+        ("infobatch+sb", False, None),
+        ("ucb+anneal", True, None),
+        ("static-el2n+anneal", True, "static-el2n"),
+        ("sb+anneal", True, None),
+    ],
+)
+def test_annealing_and_static_methods_parse(name: str, anneals: bool, static: str | None) -> None:
+    parsed = parse(name)
+    assert (parsed.anneals, parsed.static) == (anneals, static)
+
+
+def test_an_unknown_method_lists_the_valid_ones() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown policy 'ucb\+bogus'; valid policies: \['uniform'"
+    ):
+        parse("ucb+bogus")

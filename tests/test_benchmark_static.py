@@ -12,7 +12,8 @@ import torch
 
 from benchmarks.grid.cli import main
 from benchmarks.grid.config import apply_overrides, load_config, validate_config
-from benchmarks.grid.static_scores import STATIC_METHODS, StaticScorer
+from benchmarks.grid.methods import STATIC_METHODS
+from benchmarks.grid.static_scores import StaticScorer
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "quick.yaml"

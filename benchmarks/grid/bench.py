@@ -15,16 +15,11 @@ from benchmarks.environment import collect_environment, write_environment
 from benchmarks.grid.data import load_data
 from benchmarks.grid.figures import plot
 from benchmarks.grid.loaders import normalize
+from benchmarks.grid.methods import BASELINES
+from benchmarks.grid.methods import method as parse
 from benchmarks.grid.report import append_run, load_results, summarize, write_summary
-from benchmarks.grid.runs import (
-    REDUCIBLE_POLICIES,
-    RunSpec,
-    build_grid,
-    inbatch_rule,
-    irreducible_form,
-    split_method,
-)
-from benchmarks.grid.static_scores import StaticScorer, is_static
+from benchmarks.grid.runs import RunSpec, build_grid
+from benchmarks.grid.static_scores import StaticScorer
 from benchmarks.grid.train import (
     PRESSURE_WARNING,
     EpochRecord,
@@ -150,7 +145,7 @@ def run_benchmark(
 
             policy, scoring = _static_policy(spec, scorer, data, console)
             irreducible = None
-            if irreducible_form(spec.method) is not None:
+            if spec.pruned and spec.parsed.irreducible is not None:
                 policy, irreducible, scoring = _reducible(spec, scorer, console)
             run_start = time.perf_counter()
             run = prepare_run(spec, cfg, data, device, policy, irreducible)
@@ -180,8 +175,8 @@ def _static_policy(
     spec: RunSpec, scorer: StaticScorer | None, data: Any, console: Any
 ) -> tuple[Any, float]:
     """A static method's policy over its scores and the scoring seconds; ``(None, 0)`` else."""
-    name, _ = split_method(spec.method)
-    if scorer is None or not is_static(name):
+    name = spec.parsed.static if spec.pruned else None
+    if scorer is None or name is None:
         return None, 0.0
     from dynaprune import StaticPolicy
 
@@ -195,7 +190,7 @@ def _static_policy(
 
 
 def _needs_scoring(method: str) -> bool:
-    return is_static(split_method(method)[0]) or irreducible_form(method) is not None
+    return method not in BASELINES and parse(method).scored
 
 
 def _reducible(
@@ -205,17 +200,18 @@ def _reducible(
     None, scoring seconds)``; the irreducible losses are computed once per form and seed."""
     from dynaprune.reducible import ReducibleLossPolicy
 
-    form = irreducible_form(spec.method)
+    parsed = spec.parsed
+    form = parsed.irreducible
     assert scorer is not None and form is not None
     fresh = not scorer.cached("irreducible-" + form, spec.seed)
     losses, seconds = scorer.irreducible(form, spec.seed)
     if fresh:
         console.log(f"irreducible losses ({form}) seed {spec.seed}: {seconds:.1f} s")
-    policy, rule = inbatch_rule(spec.method)
-    if policy not in REDUCIBLE_POLICIES:  # an in-batch rho after another (or no) policy
+    if not parsed.reducible:  # an in-batch rho after another (or no) policy
         return None, losses, seconds
     # the holdout form trains the target on the half its model did not see: the odd indices
     odd = torch.arange(losses.numel()).remainder(2) == 1 if form == "holdout" else None
+    rule = parsed.inbatch
     return ReducibleLossPolicy(losses, candidates=odd), (losses if rule else None), seconds
 
 

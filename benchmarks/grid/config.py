@@ -183,17 +183,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ValueError: naming the key and the value, e.g. an unknown policy, a keep ratio outside
             (0, 1], a missing data root, an unknown dataset or model.
     """
-    from benchmarks.grid.runs import (
-        ANNEAL_SUFFIX,
-        INBATCH_RULES,
-        REDUCIBLE_POLICIES,
-        inbatch_keep,
-        inbatch_rule,
-        irreducible_form,
-        method_phases,
-    )
-    from benchmarks.grid.static_scores import STATIC_METHODS
-    from dynaprune import POLICIES
+    from benchmarks.grid.methods import method, valid_methods
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
     _choice(cfg, "data.dataset", DATASETS)
@@ -222,19 +212,16 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     policies = pruning["policies"]
     if not isinstance(policies, list):
         raise _fail("pruning.policies", policies, "a list")
-    known = (*POLICIES, *STATIC_METHODS, *REDUCIBLE_POLICIES)
     for i, policy in enumerate(policies):
-        base = inbatch_rule(policy)[0] if isinstance(policy, str) else ""
-        if base is not None and base not in known:
+        try:
+            parsed = method(policy) if isinstance(policy, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
             raise ValueError(
-                f"unknown policy {policy!r} in pruning.policies[{i}]; valid policies: "
-                f"{list(POLICIES)}, the static methods {list(STATIC_METHODS)} and the "
-                f"reducible-loss methods {list(REDUCIBLE_POLICIES)}, each optionally with the "
-                f"suffix {ANNEAL_SUFFIX!r}; the in-batch methods {list(INBATCH_RULES)}, alone or "
-                "after a policy (e.g. 'ucb+sb')"
+                f"unknown policy {policy!r} in pruning.policies[{i}]; {valid_methods()}"
             )
-        scored = irreducible_form(policy) is not None or base in STATIC_METHODS
-        if scored and data["streaming"]:
+        if parsed.scored and data["streaming"]:
             raise ValueError(
                 f"pruning.policies[{i}] {policy!r} needs the train split in memory: "
                 "data.streaming must be false"
@@ -256,8 +243,9 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         )
     warmup, anneal = pruning["warmup_epochs"], pruning["anneal_epochs"]
     for policy in policies:  # an annealing method must fit its phases into the budget
+        parsed = method(policy)
         for keep in pruning["keep_ratios"]:
-            method_phases(policy, inbatch_keep(policy, keep)[0], train["epochs"], warmup, anneal)
+            parsed.phases(parsed.keeps(keep)[0], train["epochs"], warmup, anneal)
 
     baselines = bench["baselines"]
     if not isinstance(baselines, list):

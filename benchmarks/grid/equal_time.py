@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
-    _ROOT = str(Path(__file__).resolve().parents[1])
+    _ROOT = str(Path(__file__).resolve().parents[2])
     if _ROOT not in sys.path:
         sys.path.append(_ROOT)
 

@@ -8,35 +8,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks.grid.report import _mean, _rank, _std, paired_deltas
-from benchmarks.grid.runs import split_method
+from benchmarks.grid.methods import REGISTRY, rank, style
+from benchmarks.grid.methods import method as parse
+from benchmarks.grid.report import _mean, _std, paired_deltas
 from benchmarks.grid.train import RunResult
 
 __all__ = ["plot", "plot_equal_time"]
 
-_STYLE = {  # one colour per method in both figures; baselines dashed
-    "full": ("black", "--"),
-    "full-same-budget": ("grey", "--"),
-    "uniform": ("C0", "-"),
-    "epsilon_greedy": ("C1", "-"),
-    "ucb": ("C2", "-"),
-    "soft": ("C3", "-"),
-    "infobatch": ("C4", "-"),
-    "pool_top": ("C5", "-"),
-    "importance": ("C6", "-"),
-    "onion": ("magenta", "-"),
-    "static-forgetting": ("C8", "-."),  # static methods dash-dotted
-    "static-el2n": ("C9", "-."),
-    "static-grand": ("saddlebrown", "-."),
-    "static-herding": ("navy", "-."),
-    "static-kcenter": ("teal", "-."),
-    "static-curvature": ("crimson", "-."),
-    "rho": ("olive", "-"),
-    "rho-holdout": ("darkkhaki", "-"),
-    "sb": ("darkorange", ":"),  # in-batch methods dotted
-    "rho-batch": ("darkgreen", ":"),
-    "uniform-batch": ("steelblue", ":"),
-}
 _MARKERS = ("o", "s", "^", "D", "v")  # one per keep ratio in accuracy_vs_cost.png
 
 
@@ -54,9 +32,9 @@ def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> lis
         1, len(ratios), figsize=(5 * len(ratios), 4), sharey=True, squeeze=False
     )
     for ax, keep in zip(axes[0], ratios, strict=True):
-        for (method, k), (xs, ys) in sorted(curves.items(), key=lambda kv: _rank(kv[0][0])):
+        for (method, k), (xs, ys) in sorted(curves.items(), key=lambda kv: rank(kv[0][0])):
             if method == "full" or k == keep:
-                colour, line = _STYLE.get(method, (None, "-"))
+                colour, line = style(method)
                 ax.plot(xs, ys, marker=".", label=method, color=colour, linestyle=line)
         ax.set(title=f"keep ratio {keep:g}", xlabel="training time (s), evaluation excluded")
         ax.grid(alpha=0.3)
@@ -81,11 +59,11 @@ def plot(out: Path, results: list[RunResult], rows: list[dict[str, Any]]) -> lis
         mean, std = full["test_acc_mean"], full["test_acc_std"]
         ax.axhline(mean, color="black", linestyle=":", label="full (± std)")
         ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
-    methods = sorted({r["method"] for r in rows} - {"full"}, key=_rank)
+    methods = sorted({r["method"] for r in rows} - {"full"}, key=rank)
     for i, method in enumerate(methods):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["keep_ratio"])
         shift = 0.008 * (i - (len(methods) - 1) / 2)  # side by side, so error bars stay apart
-        colour, line = _STYLE.get(method, (None, "-"))
+        colour, line = style(method)
         ax.errorbar(
             [r["keep_ratio"] + shift for r in mine],
             [r["test_acc_mean"] for r in mine],
@@ -117,8 +95,8 @@ def _plot_cost(plt: Any, rows: list[dict[str, Any]], path: Path) -> None:
     """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ratios = sorted({r["keep_ratio"] for r in rows if r["method"] != "full"})
-    for r in sorted(rows, key=lambda r: (_rank(split_method(r["method"])[0]), r["keep_ratio"])):
-        colour, _ = _STYLE.get(split_method(r["method"])[0], (None, "-"))
+    for r in sorted(rows, key=lambda r: (rank(_base(r["method"])), r["keep_ratio"])):
+        colour, _ = style(_base(r["method"]))
         keep = r["keep_ratio"]
         marker = "*" if r["method"] == "full" else _MARKERS[ratios.index(keep) % len(_MARKERS)]
         first = r is next(q for q in rows if q["method"] == r["method"])
@@ -153,7 +131,7 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
     (dots) and their mean ± std (bar): the question "better than fewer epochs on all data?"."""
     pairs = sorted(
         {(r.spec.method, r.spec.keep_ratio) for r in results if r.spec.pruned},
-        key=lambda mk: (mk[1], _rank(split_method(mk[0])[0]), mk[0]),
+        key=lambda mk: (mk[1], rank(_base(mk[0])), mk[0]),
     )
     ratios = sorted({k for _, k in pairs})
     fig, axes = plt.subplots(
@@ -169,9 +147,11 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
             deltas = paired_deltas(results, method, keep, "full-same-budget")
             if not deltas:
                 continue
-            base, anneals = split_method(method)
-            colour, _ = _STYLE.get(base, (None, "-"))
-            hatch = "//" if anneals and base != "infobatch" else None
+            parsed = parse(method)
+            base, anneals = parsed.base, parsed.anneals
+            colour, _ = style(base)
+            annealed = anneals and not REGISTRY[base].anneals  # by the +anneal suffix
+            hatch = "//" if annealed else None
             ax.bar(
                 x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3, hatch=hatch
             )
@@ -230,7 +210,7 @@ def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) ->
     for (method, keep), points in sorted(groups.items(), key=lambda kv: kv[0]):
         if method == "full-data curve":
             continue
-        colour, _ = _STYLE.get(split_method(method)[0], (None, "-"))
+        colour, _ = style(_base(method))
         ts, accs = [t for t, _ in points], [a for _, a in points]
         ax.errorbar(
             _mean(ts),
@@ -254,3 +234,8 @@ def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) ->
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _base(name: str) -> str:
+    """A method's name without ``+anneal``, or a baseline's name."""
+    return name if name in ("full", "full-same-budget") else parse(name).base

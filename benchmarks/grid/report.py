@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.grid.equal_time import equal_time_deltas
+from benchmarks.grid.methods import rank
 from benchmarks.grid.runs import RunSpec
-from benchmarks.grid.static_scores import STATIC_METHODS
 from benchmarks.grid.train import EpochRecord, RunResult
-from dynaprune import POLICIES
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -84,7 +83,6 @@ RUN_COLUMNS = (
     "scoring_seconds",
     "warnings",
 )
-_ORDER = ("full", "full-same-budget", *POLICIES, *STATIC_METHODS)
 
 
 def _mean(values: list[float]) -> float:
@@ -201,7 +199,7 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
     full_seconds = _mean([r.train_seconds for r in full])
     target = full_acc - target_drop
     rows = []
-    for (method, keep), runs in sorted(groups.items(), key=lambda kv: (_rank(kv[0][0]), kv[0][1])):
+    for (method, keep), runs in sorted(groups.items(), key=lambda kv: (rank(kv[0][0]), kv[0][1])):
         final = [r.curve[-1].test_acc for r in runs]
         best = [_best(r.curve) for r in runs]
         vs_budget = paired_deltas(results, method, keep, "full-same-budget")
@@ -244,10 +242,6 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
             }
         )
     return rows
-
-
-def _rank(method: str) -> int:
-    return _ORDER.index(method) if method in _ORDER else len(_ORDER)
 
 
 def _fmt(value: float, digits: int = 2, sign: str = "") -> str:

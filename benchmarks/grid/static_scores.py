@@ -47,23 +47,11 @@ from torch import Tensor, nn
 
 from benchmarks.grid.data import DataBundle
 from benchmarks.grid.loaders import DeviceLoader, normalize
+from benchmarks.grid.methods import REGISTRY, STATIC_METHODS
 from benchmarks.grid.models import build_model
 from benchmarks.grid.train import make_optimizer, make_scheduler
 
-__all__ = ["STATIC_METHODS", "StaticScorer", "is_static"]
-
-STATIC_METHODS = (
-    "static-forgetting",
-    "static-el2n",
-    "static-grand",
-    "static-herding",
-    "static-kcenter",
-    "static-curvature",
-)
-
-
-def is_static(method: str) -> bool:
-    return method in STATIC_METHODS
+__all__ = ["STATIC_METHODS", "StaticScorer"]
 
 
 class _Shuffled(torch.utils.data.Sampler[int]):
@@ -231,52 +219,70 @@ class StaticScorer:
 
     # ----------------------------------------------------------------- recipes
     def _compute(self, method: str, seed: int) -> Tensor:
-        from dynaprune.forgetting import forgetting_scores
-        from dynaprune.scores import el2n_scores, grand_scores, low_curvature_scores
-
-        static, n = self.cfg["static"], self.data.num_train
+        """The scores of a static method: its registry entry names its recipe."""
+        entry = REGISTRY.get(method)
+        if entry is None or entry.kind != "static" or entry.recipe not in _RECIPES:
+            raise ValueError(f"unknown static method {method!r}; valid: {list(STATIC_METHODS)}")
         base = 1000 * seed
         common: dict[str, Any] = {
             "seed": base,
             "optimizer": self._optimizer,
             "device": self.device,
-            "num_samples": n,
+            "num_samples": self.data.num_train,
         }
-        train = self._train_loader(base)
-        if method == "static-forgetting":
-            epochs = static["forgetting_epochs"] or self.cfg["train"]["epochs"]
-            return forgetting_scores(self._model, train, epochs=epochs, **common).scores
-        if method == "static-el2n":
-            return el2n_scores(
-                self._model,
-                self._eval_loader(),
-                epochs=static["epochs"],
-                runs=static["runs"],
-                train_loader=train,
-                **common,
-            ).scores
-        if method == "static-grand":
-            return grand_scores(
-                self._model,
-                self._eval_loader(),
-                epochs=static["grand_epochs"],
-                runs=static["runs"],
-                chunk_size=static["grand_chunk_size"],
-                train_loader=train,
-                **common,
-            ).scores
-        if method == "static-curvature":
-            return low_curvature_scores(
-                self._model,
-                self._eval_loader(),
-                epochs=static["epochs"],
-                directions=static["curvature_directions"],
-                train_loader=train,
-                **common,
-            ).scores
-        if method in ("static-herding", "static-kcenter"):
-            return self._coreset(method, base, train)
-        raise ValueError(f"unknown static method {method!r}; valid: {list(STATIC_METHODS)}")
+        return _RECIPES[entry.recipe](self, self._train_loader(base), common)
+
+    def _forgetting(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        from dynaprune.forgetting import forgetting_scores
+
+        epochs = self.cfg["static"]["forgetting_epochs"] or self.cfg["train"]["epochs"]
+        return forgetting_scores(self._model, train, epochs=epochs, **common).scores
+
+    def _el2n(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        from dynaprune.scores import el2n_scores
+
+        static = self.cfg["static"]
+        return el2n_scores(
+            self._model,
+            self._eval_loader(),
+            epochs=static["epochs"],
+            runs=static["runs"],
+            train_loader=train,
+            **common,
+        ).scores
+
+    def _grand(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        from dynaprune.scores import grand_scores
+
+        static = self.cfg["static"]
+        return grand_scores(
+            self._model,
+            self._eval_loader(),
+            epochs=static["grand_epochs"],
+            runs=static["runs"],
+            chunk_size=static["grand_chunk_size"],
+            train_loader=train,
+            **common,
+        ).scores
+
+    def _curvature(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        from dynaprune.scores import low_curvature_scores
+
+        static = self.cfg["static"]
+        return low_curvature_scores(
+            self._model,
+            self._eval_loader(),
+            epochs=static["epochs"],
+            directions=static["curvature_directions"],
+            train_loader=train,
+            **common,
+        ).scores
+
+    def _herding(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        return self._coreset("static-herding", common["seed"], train)
+
+    def _kcenter(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        return self._coreset("static-kcenter", common["seed"], train)
 
     def _coreset(self, method: str, seed: int, train: _IndexedLoader) -> Tensor:
         from dynaprune.coreset import embeddings, herding_scores, k_center_scores
@@ -295,3 +301,14 @@ class StaticScorer:
             return scores
 
         return average_runs(1, seed, one_run).scores
+
+
+# The scoring recipe of each static method, by the name its registry entry gives.
+_RECIPES: dict[str, Callable[[StaticScorer, _IndexedLoader, dict[str, Any]], Tensor]] = {
+    "forgetting": StaticScorer._forgetting,
+    "el2n": StaticScorer._el2n,
+    "grand": StaticScorer._grand,
+    "curvature": StaticScorer._curvature,
+    "herding": StaticScorer._herding,
+    "kcenter": StaticScorer._kcenter,
+}

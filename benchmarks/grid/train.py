@@ -21,7 +21,7 @@ from torch import nn
 from benchmarks.grid.data import DataBundle
 from benchmarks.grid.loaders import DeviceLoader, make_dataloader
 from benchmarks.grid.models import build_model
-from benchmarks.grid.runs import INBATCH_RULES, RunSpec, inbatch_keep, inbatch_rule, make_sampler
+from benchmarks.grid.runs import RunSpec, make_sampler
 from dynaprune.inbatch import InBatchSelector
 
 __all__ = [
@@ -147,11 +147,11 @@ def prepare_run(
         model = model.to(memory_format=torch.channels_last)
     sampler = make_sampler(spec, data.num_train, cfg, policy_object)
     size, drop_last = train["batch_size"], train["drop_last"]
-    _, rule = inbatch_rule(spec.method) if spec.pruned else (None, None)
+    rule = spec.parsed.inbatch_rule if spec.pruned else None
     selector = None
     if rule is not None:
-        keep = inbatch_keep(spec.method, spec.keep_ratio)[1]
-        selector = InBatchSelector(INBATCH_RULES[rule], keep, seed=spec.seed)
+        keep = spec.parsed.keeps(spec.keep_ratio)[1]
+        selector = InBatchSelector(rule, keep, seed=spec.seed)
         size = round(size / keep)
     if data_cfg["loader"] == "device":
         loader: Any = DeviceLoader(
