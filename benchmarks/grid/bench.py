@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from benchmarks.environment import collect_environment, write_environment
-from benchmarks.grid.data import load_data
+from benchmarks.grid.data import DataBundle, load_data
+from benchmarks.grid.factories import UserData, load_user_data
 from benchmarks.grid.figures import plot
 from benchmarks.grid.loaders import normalize
 from benchmarks.grid.methods import BASELINES
@@ -101,14 +102,20 @@ def run_benchmark(
 
     console = Console(stderr=True, quiet=not progress, soft_wrap=True)
     started = time.perf_counter()
-    data = load_data(cfg["data"])
+    data: DataBundle | UserData
+    if cfg["data"]["factory"] is not None:
+        data = load_user_data(cfg["data"])
+        test = (data.test_x.to(device), data.test_y.to(device))
+        shape = tuple(data.test_x.shape[1:])
+    else:
+        data = load_data(cfg["data"])
+        test = (normalize(data.test_x.to(device), data.mean, data.std), data.test_y.to(device))
+        shape = tuple(data.image_shape)
     console.log(
-        f"{cfg['data']['dataset']}: {data.num_train} train / {len(data.test_y)} test images "
-        f"{tuple(data.image_shape)}, loaded in {time.perf_counter() - started:.1f} s, "
-        f"device {device}"
+        f"{_data_name(cfg)}: {data.num_train} train / {len(data.test_y)} test samples "
+        f"{shape}, loaded in {time.perf_counter() - started:.1f} s, device {device}"
     )
     grid = build_grid(cfg, data.num_train)
-    test = (normalize(data.test_x.to(device), data.mean, data.std), data.test_y.to(device))
     if train["loop"] == "lightning":
         from benchmarks.grid.lightning_loop import train_lightning as train_fn
     else:
@@ -120,6 +127,7 @@ def run_benchmark(
 
     scorer = None
     if any(_needs_scoring(spec.method) for spec in grid):
+        assert isinstance(data, DataBundle)  # validated: scored methods need built-in data
         scorer = StaticScorer(cfg, data, device)
     results: list[RunResult] = []
     columns = (
@@ -223,8 +231,8 @@ def write_report(
     rows = summarize(results, drop)
     full_acc = next((r["test_acc_mean"] for r in rows if r["method"] == "full"), float("nan"))
     header = (
-        f"## dynaprune benchmark `{cfg['name']}`: {cfg['data']['dataset']}, "
-        f"{cfg['model']['name']}, {train['epochs']} epochs, {len(cfg['benchmark']['seeds'])} "
+        f"## dynaprune benchmark `{cfg['name']}`: {_data_name(cfg)}, "
+        f"{_model_name(cfg)}, {train['epochs']} epochs, {len(cfg['benchmark']['seeds'])} "
         f"seed(s), {device}, {train['loop']} loop, {cfg['data']['loader']} loader"
     )
     busy = sum(r.cpu_pressure > PRESSURE_WARNING for r in results)
@@ -238,6 +246,16 @@ def write_report(
     if echo:
         print(markdown)
     return rows
+
+
+def _data_name(cfg: dict[str, Any]) -> str:
+    factory = cfg["data"].get("factory")  # absent from configs saved before factories
+    return str(cfg["data"]["dataset"] if factory is None else factory)
+
+
+def _model_name(cfg: dict[str, Any]) -> str:
+    factory = cfg["model"].get("factory")
+    return str(cfg["model"]["name"] if factory is None else factory)
 
 
 def report_only(out: Path) -> list[dict[str, Any]]:

@@ -8,11 +8,14 @@ in one invocation on one machine, and writes a results folder::
         --data-root ../shared/data/cifar10-jpeg
     python benchmarks/run.py --config configs/quick.yaml --out /tmp/ci --seeds 1 \\
         --keep-ratios 0.5 --policies uniform,soft --epochs 2
+    python benchmarks/run.py --model-factory examples/own_model.py:make_model \\
+        --data-factory examples/own_model.py:make_data --out results/mine --epochs 10
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,14 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     if _ROOT not in sys.path:
         sys.path.append(_ROOT)
 
-from benchmarks.grid.config import LOADERS, LOOPS, apply_overrides, load_config, validate_config
+from benchmarks.grid.config import (
+    DEFAULTS,
+    LOADERS,
+    LOOPS,
+    apply_overrides,
+    load_config,
+    validate_config,
+)
 
 __all__ = ["main", "parse_args"]
 
@@ -85,6 +95,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_csv(float, "--curve"),
         help="extra full-data curve points (shares of the steps), e.g. 0.7",
     )
+    parser.add_argument(
+        "--model-factory", help="your own model: MODULE:FUNCTION returning a fresh nn.Module"
+    )
+    parser.add_argument(
+        "--data-factory", help="your own data: MODULE:FUNCTION returning (train_set, test_set)"
+    )
+    parser.add_argument(
+        "--loss", help="MODULE:FUNCTION (logits, targets) -> per-sample losses; default CE"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no live display, no log lines")
     parser.add_argument(
         "--report-only",
@@ -92,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train nothing: rebuild summary and figures from the runs already in --out",
     )
     args = parser.parse_args(argv)
-    if args.config is None and not args.report_only:
-        parser.error("--config is required (except with --report-only)")
+    if args.config is None and not args.report_only and args.data_factory is None:
+        parser.error("--config is required (except with --report-only or --data-factory)")
     return args
 
 
@@ -113,6 +132,9 @@ _FLAGS = {
     "label_noise": "data.label_noise",
     "eval_every": "train.eval_every",
     "curve": "benchmark.curve",
+    "model_factory": "model.factory",
+    "data_factory": "data.factory",
+    "loss": "train.loss",
 }
 
 
@@ -125,7 +147,11 @@ def build_config(args: argparse.Namespace) -> dict[str, Any]:
         overrides["benchmark.baselines"] = [b for b in args.baselines if b != "none"]
     if args.no_budget_baseline:
         overrides["benchmark.baselines"] = ["full"]
-    return validate_config(apply_overrides(load_config(args.config), overrides))
+    if args.config is not None:
+        base = load_config(args.config)
+    else:  # your own model and data: the defaults for everything else
+        base = {"name": "own", **copy.deepcopy(DEFAULTS)}
+    return validate_config(apply_overrides(base, overrides))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,8 +51,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "streaming": False,  # decode JPEGs per item in the workers (imagefolder only)
         "label_noise": 0.0,  # share of training labels replaced by another class at random
         "label_noise_seed": 0,  # fixes which labels, the same for every run and seed
+        # your own data: MODULE:FUNCTION returning (train_set, test_set); replaces dataset
+        "factory": None,
     },
-    "model": {"name": "tiny_cnn", "channels_last": False},
+    # factory: your own model, MODULE:FUNCTION returning a fresh nn.Module; replaces name
+    "model": {"name": "tiny_cnn", "channels_last": False, "factory": None},
     "train": {
         "loop": "lightning",
         "device": "auto",  # auto, cpu, cuda or cuda:N
@@ -70,6 +73,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "schedule": "cosine",
         "warmup_fraction": 0.0,  # share of the run's optimizer steps spent warming up the LR
         "label_smoothing": 0.0,
+        "loss": None,  # MODULE:FUNCTION (logits, targets) -> per-sample losses; None: cross-entropy
         "amp": "none",
     },
     "pruning": {
@@ -186,14 +190,18 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     from benchmarks.grid.methods import method, valid_methods
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
-    _choice(cfg, "data.dataset", DATASETS)
-    _choice(cfg, "model.name", MODELS)
+    own_data = _validate_factories(cfg)
+    if not own_data:
+        _choice(cfg, "data.dataset", DATASETS)
+    if cfg["model"]["factory"] is None:
+        _choice(cfg, "model.name", MODELS)
     _choice(cfg, "data.loader", LOADERS)
     _choice(cfg, "train.loop", LOOPS)
     _choice(cfg, "train.optimizer", OPTIMIZERS)
     _choice(cfg, "train.schedule", SCHEDULES)
     _choice(cfg, "train.amp", AMP_MODES)
-    _validate_data(data)
+    if not own_data:
+        _validate_data(data)
     _validate_device(train["device"])
     _int(cfg, "data.num_workers", 0)
     _int(cfg, "data.label_noise_seed", 0)
@@ -220,6 +228,11 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         if parsed is None:
             raise ValueError(
                 f"unknown policy {policy!r} in pruning.policies[{i}]; {valid_methods()}"
+            )
+        if parsed.scored and own_data:
+            raise ValueError(
+                f"pruning.policies[{i}] {policy!r} needs a built-in data set (its scoring run "
+                "reads the decoded train split): it is not available with data.factory"
             )
         if parsed.scored and data["streaming"]:
             raise ValueError(
@@ -268,6 +281,33 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["reducible"]["model"] is not None:
         _choice(cfg, "reducible.model", MODELS)
     return cfg
+
+
+def _validate_factories(cfg: dict[str, Any]) -> bool:
+    """Checks the user's factories (each must import); returns whether the data is the user's."""
+    from benchmarks.grid.factories import resolve
+
+    for dotted in ("data.factory", "model.factory", "train.loss"):
+        section, key = dotted.split(".")
+        if cfg[section][key] is not None:
+            resolve(cfg[section][key], dotted)
+    data = cfg["data"]
+    if data["factory"] is None:
+        return False
+    if data["factory"] is not None and cfg["model"]["factory"] is None:
+        raise ValueError("data.factory needs a model.factory too (pass --model-factory)")
+    if data["loader"] != "dataloader":
+        raise _fail("data.loader", data["loader"], "'dataloader' with data.factory")
+    for key, unused in (("root", None), ("train_subset", None), ("test_subset", None)):
+        if data[key] is not unused:
+            raise _fail(f"data.{key}", data[key], "null with data.factory")
+    if data["label_noise"] != 0.0 or data["streaming"] or data["augment"]:
+        raise ValueError(
+            "data.label_noise, data.streaming and data.augment apply to the built-in data sets, "
+            "not to data.factory's: set them to 0, false and false"
+        )
+    _int(cfg, "data.num_workers", 0)
+    return True
 
 
 def _validate_static(cfg: dict[str, Any]) -> None:

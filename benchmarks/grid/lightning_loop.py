@@ -8,7 +8,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from benchmarks.grid.train import Run, RunClock, inbatch_step
 from dynaprune.lightning import batch_weights
@@ -44,9 +43,7 @@ class BenchModule(pl.LightningModule):
                 out["sample_correct"] = correct
             return out
         logits = self.model(x)
-        losses = F.cross_entropy(
-            logits, y, reduction="none", label_smoothing=self.run.label_smoothing
-        )
+        losses = self.run.loss_fn(logits, y)
         loss = (losses * batch_weights(self, losses)).mean()
         out = {"loss": loss, "sample_losses": losses.detach()}
         if self.needs_correct:  # onion counts forgetting events from the batch's predictions

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.grid.data import DataBundle
+from benchmarks.grid.factories import LossFn, UserData, make_loss, user_loader, user_model
 from benchmarks.grid.loaders import DeviceLoader, make_dataloader
 from benchmarks.grid.models import build_model
 from benchmarks.grid.runs import RunSpec, make_sampler
@@ -81,7 +81,7 @@ class Run:
     planned_steps: int
     device: torch.device
     amp: bool
-    label_smoothing: float
+    loss_fn: LossFn  # per-sample losses (B,) from (logits, targets)
     channels_last: bool
     drop_last: bool
     selector: InBatchSelector | None = None  # in-batch methods: which rows to back-propagate
@@ -126,7 +126,7 @@ def make_scheduler(
 def prepare_run(
     spec: RunSpec,
     cfg: dict[str, Any],
-    data: DataBundle,
+    data: DataBundle | UserData,
     device: torch.device,
     policy_object: Any = None,
     irreducible: torch.Tensor | None = None,
@@ -141,7 +141,10 @@ def prepare_run(
     train, data_cfg = cfg["train"], cfg["data"]
     # seeds model init and main-process augmentation; the sampler has its own generator
     torch.manual_seed(spec.seed)
-    model = build_model(cfg["model"]["name"], data.image_shape, data.num_classes).to(device)
+    if isinstance(data, UserData):
+        model = user_model(cfg).to(device)
+    else:
+        model = build_model(cfg["model"]["name"], data.image_shape, data.num_classes).to(device)
     channels_last = bool(cfg["model"]["channels_last"])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -153,14 +156,15 @@ def prepare_run(
         keep = spec.parsed.keeps(spec.keep_ratio)[1]
         selector = InBatchSelector(rule, keep, seed=spec.seed)
         size = round(size / keep)
-    if data_cfg["loader"] == "device":
-        loader: Any = DeviceLoader(
+    pin = device.type == "cuda"
+    if isinstance(data, UserData):
+        loader: Any = user_loader(data, data_cfg, sampler, size, drop_last, spec.seed, pin)
+    elif data_cfg["loader"] == "device":
+        loader = DeviceLoader(
             data, sampler, size, device, data_cfg["augment"], spec.seed, drop_last, channels_last
         )
     else:
-        loader = make_dataloader(
-            data, data_cfg, sampler, size, drop_last, spec.seed, device.type == "cuda"
-        )
+        loader = make_dataloader(data, data_cfg, sampler, size, drop_last, spec.seed, pin)
     planned = sampler.total_steps(batch_size=size, drop_last=drop_last, epochs=spec.epochs)
     if spec.max_steps is not None:
         planned = min(planned, spec.max_steps)
@@ -176,7 +180,7 @@ def prepare_run(
         planned,
         device,
         train["amp"] == "bf16",
-        train["label_smoothing"],
+        make_loss(train),
         channels_last,
         drop_last,
         selector,
@@ -343,7 +347,7 @@ def inbatch_step(
     assert run.selector is not None
     with torch.no_grad(), autocast(run):
         logits = run.model(x)
-        losses = F.cross_entropy(logits, y, reduction="none", label_smoothing=run.label_smoothing)
+        losses = run.loss_fn(logits, y)
     losses, correct = losses.float(), logits.argmax(1) == y
     il = None
     if run.irreducible is not None:
@@ -356,9 +360,7 @@ def inbatch_step(
     if rows is None:  # an ordinary step on the whole batch
         rows = torch.arange(losses.shape[0], device=losses.device)
     with autocast(run):
-        chosen = F.cross_entropy(
-            run.model(x[rows]), y[rows], reduction="none", label_smoothing=run.label_smoothing
-        )
+        chosen = run.loss_fn(run.model(x[rows]), y[rows])
     return (chosen * weights[rows].to(chosen.dtype)).mean(), losses, correct
 
 
@@ -379,9 +381,7 @@ def train_plain(run: Run, clock: RunClock) -> None:
             else:
                 with autocast(run):
                     logits = run.model(x)
-                    losses = F.cross_entropy(
-                        logits, y, reduction="none", label_smoothing=run.label_smoothing
-                    )
+                    losses = run.loss_fn(logits, y)
                 if needs_correct:  # onion counts forgetting events from the batch's predictions
                     loss = run.sampler.update(losses, correct=logits.detach().argmax(1) == y)
                 else:
