@@ -1,8 +1,8 @@
 """Static per-sample scores and coresets, computed once before training.
 
-Each scoring function trains fresh models by one recipe (:func:`~dynaprune.scores._training.
-train_then_score`) and returns a :class:`ScoreResult` (one float32 score per sample, higher =
-keep first, and the seconds it took); rank with :class:`dynaprune.StaticPolicy`.
+Each scoring function trains fresh models by one recipe (``train_then_score`` in
+:mod:`dynaprune.scores._training`) and returns a :class:`ScoreResult` (one float32 score per
+sample, higher = keep first, and the seconds it took); rank with :class:`dynaprune.StaticPolicy`.
 
 * :mod:`~dynaprune.scores.signals` — EL2N, GraNd and low loss curvature (the functions below).
 * :mod:`~dynaprune.scores.forgetting` — forgetting events (``dynaprune.forgetting``).
