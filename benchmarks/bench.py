@@ -19,6 +19,7 @@ from benchmarks.grid import (
     RunSpec,
     build_grid,
     inbatch_rule,
+    irreducible_epochs,
     irreducible_form,
     split_method,
 )
@@ -207,10 +208,13 @@ def _reducible(
 
     form = irreducible_form(spec.method)
     assert scorer is not None and form is not None
-    fresh = not scorer.cached("irreducible-" + form, spec.seed)
-    losses, seconds = scorer.irreducible(form, spec.seed)
+    epochs = irreducible_epochs(spec.method, scorer.cfg["reducible"]["epochs"])
+    fresh = not scorer.cached(f"irreducible-{form}-{epochs}", spec.seed)
+    losses, seconds = scorer.irreducible(form, spec.seed, epochs)
     if fresh:
-        console.log(f"irreducible losses ({form}) seed {spec.seed}: {seconds:.1f} s")
+        console.log(
+            f"irreducible losses ({form}, {epochs} epochs) seed {spec.seed}: {seconds:.1f} s"
+        )
     policy, rule = inbatch_rule(spec.method)
     if policy not in REDUCIBLE_POLICIES:  # an in-batch rho after another (or no) policy
         return None, losses, seconds

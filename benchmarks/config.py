@@ -185,10 +185,12 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """
     from benchmarks.grid import (
         ANNEAL_SUFFIX,
+        IL_SUFFIX,
         INBATCH_RULES,
         REDUCIBLE_POLICIES,
         inbatch_keep,
         inbatch_rule,
+        irreducible_epochs,
         irreducible_form,
         method_phases,
     )
@@ -232,6 +234,12 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"reducible-loss methods {list(REDUCIBLE_POLICIES)}, each optionally with the "
                 f"suffix {ANNEAL_SUFFIX!r}; the in-batch methods {list(INBATCH_RULES)}, alone or "
                 "after a policy (e.g. 'ucb+sb')"
+            )
+        suffixed = isinstance(policy, str) and IL_SUFFIX.search(policy) is not None
+        if suffixed and (irreducible_form(policy) is None or irreducible_epochs(policy, 1) < 1):
+            raise ValueError(
+                f"pruning.policies[{i}] {policy!r}: only the rho methods take the suffix "
+                "':il<N>' (irreducible-loss models trained N >= 1 epochs)"
             )
         scored = irreducible_form(policy) is not None or base in STATIC_METHODS
         if scored and data["streaming"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ __all__ = [
     "build_grid",
     "inbatch_keep",
     "inbatch_rule",
+    "irreducible_epochs",
     "irreducible_form",
     "make_sampler",
     "method_phases",
@@ -62,8 +64,20 @@ INBATCH_RULES = {"sb": "selective_backprop", "rho-batch": "rho", "uniform-batch"
 REDUCIBLE_POLICIES = {"rho": "twofold", "rho-holdout": "holdout"}
 
 
+IL_SUFFIX = re.compile(r":il(\d+)$")  # "rho-batch:il3": irreducible-loss models trained 3 epochs
+
+
+def irreducible_epochs(method: str, default: int) -> int:
+    """Training epochs of a rho method's irreducible-loss models: the ``:il<N>`` suffix's N,
+    else ``default`` (the config's ``reducible.epochs``)."""
+    match = IL_SUFFIX.search(method)
+    return int(match.group(1)) if match else default
+
+
 def split_method(method: str) -> tuple[str, bool]:
-    """``"pool_top+anneal"`` -> ``("pool_top", True)``: the policy and whether it anneals."""
+    """``"pool_top+anneal"`` -> ``("pool_top", True)``: the policy and whether it anneals (an
+    irreducible-loss suffix ``:il<N>`` is dropped)."""
+    method = IL_SUFFIX.sub("", method)
     if method.endswith(ANNEAL_SUFFIX):
         return method[: -len(ANNEAL_SUFFIX)], True
     return method, method == "infobatch"  # InfoBatch's published rule anneals

@@ -14,7 +14,6 @@ AUC: the probability that a flipped sample has a higher IL than a kept one)::
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -64,10 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| IL epochs | seconds | IL mean (kept) | IL mean (flipped) | AUC flipped vs kept |")
     print("|---:|---:|---:|---:|---:|")
     for epochs in [int(e) for e in args.epochs.split(",")]:
-        run_cfg = copy.deepcopy(cfg)
-        run_cfg["reducible"]["epochs"] = epochs
-        scorer = StaticScorer(run_cfg, data, device)
-        il, seconds = scorer.irreducible("twofold", args.seed)
+        scorer = StaticScorer(cfg, data, device)
+        il, seconds = scorer.irreducible("twofold", args.seed, epochs)
         kept, noisy = il[~flipped], il[flipped]
         area = auc(noisy, kept) if flipped.any() else float("nan")
         noisy_mean = noisy.mean().item() if flipped.any() else float("nan")

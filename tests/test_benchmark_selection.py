@@ -32,6 +32,8 @@ def quick(**overrides: object) -> dict:
         ("rho", ("rho", None), (0.3, 1.0), "twofold"),
         ("rho-holdout", ("rho-holdout", None), (0.3, 1.0), "holdout"),
         ("uniform+anneal", ("uniform", None), (0.3, 1.0), None),
+        ("rho-batch:il3", (None, "rho-batch"), (1.0, 0.3), "twofold"),
+        ("ucb+rho-batch:il2", ("ucb", "rho-batch"), (math.sqrt(0.3),) * 2, "twofold"),
     ],
 )
 def test_method_names_parse(method: str, rule: tuple, keeps: tuple, form: str | None) -> None:
@@ -47,12 +49,21 @@ def test_method_names_parse(method: str, rule: tuple, keeps: tuple, form: str | 
         ({"benchmark.curve": [1.0]}, r"benchmark\.curve\[0\] must be in \(0, 1\), got 1\.0"),
         ({"benchmark.curve": 0.7}, r"benchmark\.curve must be a list"),
         ({"reducible.epochs": 0}, r"reducible\.epochs must be an integer >= 1, got 0"),
+        ({"pruning.policies": ["rho:il0"]}, r"'rho:il0': only the rho methods take the suffix"),
+        ({"pruning.policies": ["sb:il2"]}, r"'sb:il2': only the rho methods take the suffix"),
         ({"reducible.model": "vit"}, r"unknown reducible\.model 'vit'"),
     ],
 )
 def test_bad_selection_config_is_named(overrides: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         quick(**overrides)
+
+
+def test_il_suffix_sets_the_irreducible_loss_epochs() -> None:
+    from benchmarks.grid import irreducible_epochs
+
+    assert irreducible_epochs("rho-batch:il3", 1) == 3
+    assert irreducible_epochs("rho", 2) == 2
 
 
 def test_curve_shares_join_the_budget_baselines() -> None:
