@@ -102,6 +102,10 @@ class PoolTopPolicy(PruningPolicy):
             kept whenever the pool misses enough harder ones, and every sample is outside the
             pool with probability ``1 - pool / N``, so no score goes stale for long.
 
+    The k-th highest score of the pool is bracketed from a random sample of the pool (as in
+    :func:`dynaprune._select.largest`); with more than 65 536 pooled samples that draw changed
+    the random stream of a seed (see the README's "Random streams").
+
     Example:
         >>> PoolTopPolicy(pool_factor=2.0).pool_factor
         2.0
@@ -185,7 +189,9 @@ class ImportancePolicy(PruningPolicy):
     The draw is the pivotal method (:func:`dynaprune._select.proportional_subset`): exact
     inclusion probabilities and an exact size in a few sequential passes, without shuffling all
     ``N`` samples. Two samples that meet early in its tournament (neighbours in index order) are
-    rarely kept together, so each epoch spreads over the index range.
+    rarely kept together, so each epoch spreads over the index range. It replaced a systematic
+    draw in a random order, with the same inclusion probabilities but other subsets for a seed
+    (see the README's "Random streams").
 
     Args:
         mix: share of the sampling weight spread uniformly, in ``(0, 1]``: weight
