@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from dynaprune.policies import PruningPolicy, Selection, make_policy
+from dynaprune.statistics import check_index_range
 
 if TYPE_CHECKING:
     from dynaprune.distributed import Sharding
@@ -134,6 +135,11 @@ def resolve_device(device: Any) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"device {device!r} is not a valid device: {error}") from None
+    if resolved.type == "meta":
+        raise ValueError(
+            f"device={device!r}: the meta device holds no values, so the statistics cannot live "
+            "there; pass a real device"
+        )
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but CUDA is not available on this machine")
@@ -167,7 +173,17 @@ def check_losses(losses: Any) -> torch.Tensor:
             "losses must be a non-empty 1-D floating tensor of per-sample losses "
             f"(reduction='none'), got shape {tuple(losses.shape)} and dtype {losses.dtype}"
         )
+    _check_not_meta("losses", losses)
     return losses
+
+
+def _check_not_meta(name: str, value: torch.Tensor) -> None:
+    """A tensor on the meta device has a shape but no values: nothing to record."""
+    if value.device.type == "meta":
+        raise ValueError(
+            f"{name} are on the meta device, which holds no values; pass {name} computed on a "
+            "real device (the statistics stay where they are)"
+        )
 
 
 def check_correct(correct: Any, losses: torch.Tensor, policy: PruningPolicy) -> torch.Tensor | None:
@@ -191,6 +207,7 @@ def check_correct(correct: Any, losses: torch.Tensor, policy: PruningPolicy) -> 
         raise ValueError(
             f"correct must have shape {tuple(losses.shape)} like losses, got {tuple(correct.shape)}"
         )
+    _check_not_meta("correct", correct)
     return correct.to(losses.device, non_blocking=correct.device.type == "cpu")
 
 
@@ -205,13 +222,8 @@ def check_indices(indices: Any, size: int, num_samples: int, device: torch.devic
         raise TypeError(f"indices must be an integer tensor, got dtype {idx.dtype}")
     if idx.shape != (size,):
         raise ValueError(f"indices must have shape ({size},) like losses, got {tuple(idx.shape)}")
-    if idx.device.type == "cpu":
-        bad = (idx < 0) | (idx >= num_samples)
-        if bad.any():
-            raise IndexError(f"indices must be in [0, {num_samples}), got {idx[bad][0].item()}")
-    else:
-        ok = ((idx >= 0) & (idx < num_samples)).all()
-        torch._assert_async(ok, f"indices must be in [0, {num_samples})")
+    _check_not_meta("indices", idx)
+    check_index_range(idx, num_samples)
     # Asynchronous only from the host: a device-to-host copy must finish before use.
     host = idx.device.type == "cpu"
     return idx.to(device, torch.int64, non_blocking=host)
