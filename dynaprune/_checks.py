@@ -21,6 +21,7 @@ __all__ = [
     "check_fraction",
     "check_index_tensor",
     "check_losses",
+    "check_not_meta",
     "check_positive_float",
     "check_vector",
     "check_weight_tensor",
@@ -70,6 +71,11 @@ def resolve_device(device: Any) -> torch.device:
         resolved = torch.device(device)
     except RuntimeError as error:
         raise ValueError(f"device {device!r} is not a valid device: {error}") from None
+    if resolved.type == "meta":
+        raise ValueError(
+            f"device={device!r}: the meta device holds no values, so the statistics cannot live "
+            "there; pass a real device"
+        )
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device={device!r} but CUDA is not available on this machine")
@@ -89,7 +95,17 @@ def check_losses(losses: Any) -> torch.Tensor:
             "losses must be a non-empty 1-D floating tensor of per-sample losses "
             f"(reduction='none'), got shape {tuple(losses.shape)} and dtype {losses.dtype}"
         )
+    check_not_meta("losses", losses)
     return losses
+
+
+def check_not_meta(name: str, value: torch.Tensor) -> None:
+    """A tensor on the meta device has a shape but no values: nothing to record."""
+    if value.device.type == "meta":
+        raise ValueError(
+            f"{name} are on the meta device, which holds no values; pass {name} computed on a "
+            "real device (the statistics stay where they are)"
+        )
 
 
 def check_index_tensor(name: str, value: Any, n: int) -> torch.Tensor:

@@ -33,6 +33,8 @@ def quick(**overrides: object) -> dict:
         ("rho", ("rho", None), (0.3, 1.0), "twofold"),
         ("rho-holdout", ("rho-holdout", None), (0.3, 1.0), "holdout"),
         ("uniform+anneal", ("uniform", None), (0.3, 1.0), None),
+        ("rho-batch:il3", (None, "rho-batch"), (1.0, 0.3), "twofold"),
+        ("ucb+rho-batch:il2", ("ucb", "rho-batch"), (math.sqrt(0.3),) * 2, "twofold"),
     ],
 )
 def test_method_names_parse(method: str, rule: tuple, keeps: tuple, form: str | None) -> None:
@@ -49,12 +51,29 @@ def test_method_names_parse(method: str, rule: tuple, keeps: tuple, form: str | 
         ({"benchmark.curve": [1.0]}, r"benchmark\.curve\[0\] must be in \(0, 1\), got 1\.0"),
         ({"benchmark.curve": 0.7}, r"benchmark\.curve must be a list"),
         ({"reducible.epochs": 0}, r"reducible\.epochs must be an integer >= 1, got 0"),
+        ({"pruning.policies": ["rho:il0"]}, r"'rho:il0': only the rho methods take the suffix"),
+        ({"pruning.policies": ["sb:il2"]}, r"'sb:il2': only the rho methods take the suffix"),
         ({"reducible.model": "vit"}, r"unknown reducible\.model 'vit'"),
     ],
 )
 def test_bad_selection_config_is_named(overrides: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         quick(**overrides)
+
+
+def test_il_suffix_sets_the_irreducible_loss_epochs() -> None:
+    assert parse("rho-batch:il3").irreducible_epochs(1) == 3
+    assert parse("rho").irreducible_epochs(2) == 2
+    # the suffix keeps the method's style, rank and annealing: the same base method
+    assert parse("rho-batch:il3").base == "rho-batch"
+    assert parse("rho+anneal:il3").anneals
+    assert parse("rho+anneal:il3").base == "rho"
+
+
+@pytest.mark.parametrize("name", ["rho:il3+anneal", "ucb:il2x", "rho-batch:il"])
+def test_a_misplaced_il_suffix_is_an_unknown_method(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown policy"):
+        parse(name)
 
 
 def test_curve_shares_join_the_budget_baselines() -> None:

@@ -105,3 +105,19 @@ def test_inbatch_selection_and_feedback_do_not_sync(rule):
         opt.step()
         opt.zero_grad()
     assert sampler.stats.count.sum().item() == 512
+
+
+def test_indexed_update_outside_the_epoch_does_not_sync_and_raises_at_the_boundary():
+    sampler = DynamicPruningSampler(64, 0.5, "ucb", device="cuda")
+    order = torch.tensor(list(sampler), device="cuda")
+    outside = torch.tensor(sorted(set(range(64)) - set(order.tolist()))[:2], device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sampler.update(torch.ones(4, device="cuda"), indices=order[:4])
+        sampler.update(torch.ones(2, device="cuda"), indices=outside)  # counted, not recorded
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert sampler.stats.count.sum().item() == 4
+    sampler.set_epoch(1)
+    with pytest.raises(ValueError, match="named 2 samples not in epoch 0's subset"):
+        list(sampler)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
 from dynaprune import POLICIES, DynamicPruningSampler
+from dynaprune.core._inputs import must_follow
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -354,9 +355,59 @@ def test_device_is_fixed_once():
     assert sampler.stats.device == torch.device("cpu")
     list(sampler)
     sampler.update(torch.ones(2))
-    meta = torch.ones(2, device="meta")
-    with pytest.raises(ValueError, match="losses are on meta, but the statistics live on cpu"):
-        sampler.update(meta)
+    with pytest.raises(ValueError, match="losses are on cuda:0, but the statistics live on cpu"):
+        must_follow(torch.device("cuda", 0), sampler.stats.device, fixed=True)
+
+
+def test_meta_losses_are_refused_and_the_statistics_stay():
+    sampler = DynamicPruningSampler(10, 0.5)
+    list(sampler)
+    sampler.update(torch.ones(2))
+    with pytest.raises(ValueError, match="losses are on the meta device, which holds no values"):
+        sampler.update(torch.ones(2, device="meta"))
+    with pytest.raises(ValueError, match="correct are on the meta device"):
+        sampler.update(torch.ones(2), correct=torch.ones(2, dtype=torch.bool, device="meta"))
+    with pytest.raises(ValueError, match="indices are on the meta device"):
+        sampler.update(torch.ones(2), indices=torch.zeros(2, dtype=torch.long, device="meta"))
+    with pytest.raises(ValueError, match="device='meta': the meta device holds no values"):
+        DynamicPruningSampler(10, 0.5, device="meta")
+    with pytest.raises(ValueError, match="device='meta'"):
+        sampler.to("meta")
+    assert sampler.stats.device == torch.device("cpu")
+    assert int(sampler.stats.count.sum()) == 2
+    assert sampler.state_dict()["stats"]["count"].sum() == 2
+
+
+def test_indexed_update_with_a_sample_outside_the_epoch_raises_and_records_nothing():
+    sampler = DynamicPruningSampler(20, 0.5, "ucb", seed=0)
+    order = list(sampler)
+    outside = sorted(set(range(20)) - set(order))[0]
+    sampler.update(torch.ones(2), indices=torch.tensor(order[:2]))
+    with pytest.raises(ValueError, match=rf"named sample {outside} not in epoch 0's subset"):
+        sampler.update(torch.ones(2), indices=torch.tensor([order[2], outside]))
+    assert int(sampler.stats.count.sum()) == 2  # the refused batch left no trace
+    sampler.update(torch.ones(2), indices=torch.tensor(order[2:4]))
+    assert int(sampler.stats.count.sum()) == 4
+
+
+def test_indexed_update_outside_a_full_epoch_is_impossible_so_any_index_is_fine():
+    sampler = DynamicPruningSampler(20, 0.5, "ucb", warmup_epochs=1)
+    list(sampler)  # epoch 0: warm-up, every sample is in it
+    sampler.update(torch.ones(3), indices=torch.tensor([19, 0, 7]))
+    assert int(sampler.stats.count.sum()) == 3
+
+
+def test_strangers_counted_on_an_accelerator_raise_at_the_next_epoch_boundary():
+    # Off the CPU, _members_of counts strangers on the device instead of raising (no host
+    # sync per step); planning the next epoch reads the count. Simulated here on the CPU.
+    sampler = DynamicPruningSampler(20, 0.5, "ucb", seed=0)
+    order = list(sampler)
+    sampler.update(torch.ones(2), indices=torch.tensor(order[:2]))
+    sampler._plan._strangers += 3
+    sampler.set_epoch(1)
+    for _ in range(2):  # like nonfinite="raise", it keeps being raised
+        with pytest.raises(ValueError, match=r"named 3 samples not in epoch 0's subset"):
+            list(sampler)
 
 
 def test_indexed_updates_resume_mid_epoch_after_the_recorded_samples():

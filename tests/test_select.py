@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from dynaprune._select import largest, random_subset, shuffled_indices, top_k_mask
+import dynaprune._select as select_module
+from dynaprune._select import (
+    largest,
+    proportional_subset,
+    random_subset,
+    shuffled_indices,
+    sum64,
+    top_k_mask,
+)
+from dynaprune.policies.sampled import inclusion_probabilities, inclusion_scale
 
 
 def gen(seed=0):
@@ -90,3 +99,46 @@ def test_same_generator_seed_same_result():
     a = random_subset(pool, int(pool.sum()), 1000, gen(9))
     assert torch.equal(a, random_subset(pool, int(pool.sum()), 1000, gen(9)))
     assert not torch.equal(a, random_subset(pool, int(pool.sum()), 1000, gen(10)))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 50, 1001])
+def test_proportional_subset_has_the_exact_size(monkeypatch, chunk, n):
+    monkeypatch.setattr(select_module, "_CHUNK", chunk)  # odd slices and their padding
+    w = torch.rand(n, generator=gen(n)).pow_(3).add_(0.05)
+    for k in {1, n // 3, n - 1, n} - {0}:
+        c = inclusion_scale(w, k)
+        for seed in range(10):
+            assert int(proportional_subset(w, c, gen(seed)).sum()) == k
+
+
+def test_proportional_subset_keeps_each_sample_with_its_probability():
+    n, k, runs = 30, 9, 6000
+    w = torch.rand(n, generator=gen(5)).pow_(2).add_(0.1)
+    w[:3] = 5.0  # capped at probability 1
+    p = inclusion_probabilities(w, k).float()
+    c = inclusion_scale(w, k)
+    hits = torch.zeros(n)
+    for seed in range(runs):
+        hits += proportional_subset(w, c, gen(seed)).float()
+    assert torch.equal(hits[:3], torch.full((3,), float(runs)))
+    sigma = (p * (1 - p) / runs).sqrt().clamp_min(1e-6)
+    assert ((hits / runs - p).abs() / sigma).max() < 4.5
+
+
+def test_largest_within_a_pool_is_the_top_k_of_the_pool():
+    x = torch.rand(300_000, generator=gen(6))
+    pool = torch.rand(300_000, generator=gen(7)) < 0.6
+    size = int(pool.sum())
+    for k in (1, size // 3, size - 1):
+        mask = largest(x, k, gen(), pool, size)
+        assert int(mask.sum()) == k and not (mask & ~pool).any()
+        kth = torch.topk(x[pool], k).values.min()
+        assert (x[mask] >= kth).all() and (x[pool & ~mask] <= kth).all()
+
+
+def test_sum64_matches_a_float64_sum():
+    x = torch.rand(3_000_001, generator=gen(8))
+    where = x > 0.3
+    assert sum64(x) == pytest.approx(float(x.double().sum()), rel=1e-12)
+    assert sum64(x, where) == pytest.approx(float(x.double()[where].sum()), rel=1e-12)

@@ -294,3 +294,14 @@ def test_corrupted_correctness_is_refused_and_nothing_changes(correct, error, ma
         stats.load_state_dict(state)
     for name, value in before.items():
         assert torch.equal(stats.state_dict()[name], value), name
+
+
+def test_update_refuses_negative_and_too_large_indices_and_records_nothing():
+    stats = LossStatistics(5)
+    with pytest.raises(IndexError, match=r"indices must be in \[0, 5\), got -1"):
+        stats.update(torch.tensor([0, -1]), torch.ones(2), epoch=0)
+    with pytest.raises(IndexError, match=r"indices must be in \[0, 5\), got 5"):
+        stats.update(torch.tensor([5]), torch.ones(1), epoch=0, unique=True)
+    assert int(stats.count.sum()) == 0 and int(stats.seen.sum()) == 0
+    stats.update(torch.tensor([4]), torch.ones(1), epoch=0, validated=True)
+    assert stats.count.tolist() == [0, 0, 0, 0, 1]

@@ -178,8 +178,9 @@ def run(cfg: dict[str, Any], out: Path) -> None:
             },
         )
         print(f"full: {acc:5.2f}% in {seconds:.1f}s", flush=True)
+    seeds = cfg["seeds"]
     for ipc in cfg["ipc"]:
-        for seed in range(cfg["seeds"]):
+        for seed in range(seeds) if isinstance(seeds, int) else seeds:
             for method in cfg["methods"]:
                 sx, sy, seconds = maker.make(method, ipc, seed)
                 record(method, ipc, seed, sx, sy, seconds)
@@ -341,6 +342,12 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [m for m in cfg["methods"] if m not in METHODS]
     if unknown:
         raise ValueError(f"methods must be among {list(METHODS)}, got {unknown[0]!r}")
+    seeds = cfg.get("seeds")
+    if not (
+        (isinstance(seeds, int) and seeds >= 0)
+        or (isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds))
+    ):
+        raise ValueError(f"seeds must be a count >= 0 or a list of seeds >= 0, got {seeds!r}")
     if (args.out / "runs.csv").exists():
         raise FileExistsError(f"--out {str(args.out)!r} already holds runs.csv")
     run(cfg, args.out)

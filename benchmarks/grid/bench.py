@@ -211,10 +211,13 @@ def _reducible(
     parsed = spec.parsed
     form = parsed.irreducible
     assert scorer is not None and form is not None
-    fresh = not scorer.cached("irreducible-" + form, spec.seed)
-    losses, seconds = scorer.irreducible(form, spec.seed)
+    epochs = parsed.irreducible_epochs(scorer.cfg["reducible"]["epochs"])
+    fresh = not scorer.cached(f"irreducible-{form}-{epochs}", spec.seed)
+    losses, seconds = scorer.irreducible(form, spec.seed, epochs)
     if fresh:
-        console.log(f"irreducible losses ({form}) seed {spec.seed}: {seconds:.1f} s")
+        console.log(
+            f"irreducible losses ({form}, {epochs} epochs) seed {spec.seed}: {seconds:.1f} s"
+        )
     if not parsed.reducible:  # an in-batch rho after another (or no) policy
         return None, losses, seconds
     # the holdout form trains the target on the half its model did not see: the odd indices

@@ -187,7 +187,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
         ValueError: naming the key and the value, e.g. an unknown policy, a keep ratio outside
             (0, 1], a missing data root, an unknown dataset or model.
     """
-    from benchmarks.grid.methods import method, valid_methods
+    from benchmarks.grid.methods import is_method, method, valid_methods
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
     own_data = _validate_factories(cfg)
@@ -221,14 +221,14 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(policies, list):
         raise _fail("pruning.policies", policies, "a list")
     for i, policy in enumerate(policies):
-        try:
-            parsed = method(policy) if isinstance(policy, str) else None
-        except ValueError:
-            parsed = None
-        if parsed is None:
+        if not is_method(policy):
             raise ValueError(
                 f"unknown policy {policy!r} in pruning.policies[{i}]; {valid_methods()}"
             )
+        try:
+            parsed = method(policy)
+        except ValueError as error:  # a known method with a suffix it does not take
+            raise ValueError(f"pruning.policies[{i}] {error}") from None
         if parsed.scored and own_data:
             raise ValueError(
                 f"pruning.policies[{i}] {policy!r} needs a built-in data set (its scoring run "

@@ -9,7 +9,10 @@ irreducible-loss run, then :class:`dynaprune.ReducibleLossPolicy`) or an in-batc
   budget-matched (:meth:`Method.phases`); ``infobatch`` anneals without the suffix, as
   published;
 * ``<in-batch>`` alone (``sb``) — all the data loaded, ``keep`` of each batch back-propagated;
-* ``<policy>+<in-batch>`` (``ucb+sb``) — each level keeps ``sqrt(keep)``.
+* ``<policy>+<in-batch>`` (``ucb+sb``) — each level keeps ``sqrt(keep)``;
+* ``<rho method>:il<N>`` (``rho-batch:il3``, ``ucb+rho-batch:il2``, ``rho+anneal:il3``) — its
+  irreducible-loss models trained ``N`` epochs instead of the config's ``reducible.epochs``, so
+  that IL model lengths compare in one grid.
 
 :func:`method` parses a name into a :class:`Method`, which knows its sampler's policy, keep
 ratios, phases and momentum, and which scoring run it needs; adding a method is adding an entry.
@@ -17,8 +20,10 @@ ratios, phases and momentum, and which scoring run it needs; adding a method is 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +32,12 @@ __all__ = [
     "ANNEAL_DELTA",
     "ANNEAL_SUFFIX",
     "BASELINES",
+    "IL_SUFFIX",
     "REGISTRY",
     "STATIC_METHODS",
     "Entry",
     "Method",
+    "is_method",
     "method",
     "rank",
     "style",
@@ -38,6 +45,7 @@ __all__ = [
 ]
 
 ANNEAL_SUFFIX = "+anneal"
+IL_SUFFIX = re.compile(r":il(\d+)$")  # "rho-batch:il3": irreducible-loss models trained 3 epochs
 ANNEAL_DELTA = 0.875  # InfoBatch's δ: full data from this share of the epochs on
 BASELINES = ("full", "full-same-budget")
 KINDS = ("policy", "static", "reducible", "inbatch")
@@ -113,10 +121,12 @@ class Method:
 
     Attributes:
         name: the method as written, e.g. ``"ucb+sb"``.
-        base: ``name`` without the ``+anneal`` suffix: the key of its style and rank.
+        base: ``name`` without the ``+anneal`` and ``:il<N>`` suffixes: the key of its style
+            and rank.
         policy: the epoch-level base method, or ``None`` for an in-batch method alone.
         inbatch: the in-batch base method, or ``None``.
         anneals: whether it trains on all data in its last epochs (budget-matched).
+        il_epochs: the ``:il<N>`` suffix's ``N``, or ``None`` without the suffix.
     """
 
     name: str
@@ -124,6 +134,7 @@ class Method:
     policy: str | None
     inbatch: str | None
     anneals: bool
+    il_epochs: int | None = None
 
     @property
     def static(self) -> str | None:
@@ -152,6 +163,11 @@ class Method:
     def inbatch_rule(self) -> str | None:
         """The :class:`dynaprune.InBatchSelector` rule of its in-batch method, or ``None``."""
         return None if self.inbatch is None else REGISTRY[self.inbatch].recipe
+
+    def irreducible_epochs(self, default: int) -> int:
+        """Training epochs of its irreducible-loss models: the ``:il<N>`` suffix's ``N``, else
+        ``default`` (the config's ``reducible.epochs``)."""
+        return default if self.il_epochs is None else self.il_epochs
 
     @property
     def momentum(self) -> float:
@@ -209,12 +225,33 @@ def method(name: str) -> Method:
 
     Raises:
         ValueError: for a name that is no registered method nor a composition of them,
-            listing the valid ones.
+            listing the valid ones; for the suffix ``:il<N>`` on a method that trains no
+            irreducible-loss model, or with ``N < 1``.
     """
-    if not isinstance(name, str):
+    parsed = _parse(name)
+    if parsed is None:
         raise ValueError(f"unknown policy {name!r}; {valid_methods()}")
-    base = name[: -len(ANNEAL_SUFFIX)] if name.endswith(ANNEAL_SUFFIX) else name
-    anneals = base != name or (base in REGISTRY and REGISTRY[base].anneals)
+    if parsed.il_epochs is not None and (parsed.irreducible is None or parsed.il_epochs < 1):
+        raise ValueError(
+            f"{name!r}: only the rho methods take the suffix ':il<N>' (irreducible-loss models "
+            "trained N >= 1 epochs)"
+        )
+    return parsed
+
+
+def is_method(name: object) -> bool:
+    """Whether ``name`` is a registered method or a composition of them, its suffixes aside
+    (:func:`method` may still refuse how they are used)."""
+    return _parse(name) is not None
+
+
+def _parse(name: object) -> Method | None:
+    if not isinstance(name, str):
+        return None
+    suffix = IL_SUFFIX.search(name)
+    rest = name if suffix is None else name[: suffix.start()]
+    base = rest[: -len(ANNEAL_SUFFIX)] if rest.endswith(ANNEAL_SUFFIX) else rest
+    anneals = base != rest or (base in REGISTRY and REGISTRY[base].anneals)
     policy: str | None = base
     inbatch = None
     if _kind(base) == "inbatch":
@@ -224,8 +261,9 @@ def method(name: str) -> Method:
         if head and _kind(tail) == "inbatch":
             policy, inbatch = head, tail
     if policy is not None and _kind(policy) not in ("policy", "static", "reducible"):
-        raise ValueError(f"unknown policy {name!r}; {valid_methods()}")
-    return Method(name, base, policy, inbatch, anneals)
+        return None
+    parsed = Method(name, base, policy, inbatch, anneals)
+    return parsed if suffix is None else dataclasses.replace(parsed, il_epochs=int(suffix[1]))
 
 
 def _kind(name: str) -> str | None:

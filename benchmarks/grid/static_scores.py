@@ -98,16 +98,17 @@ class StaticScorer:
         # Built here, outside every timer, so that no method pays for what all of them share.
         self._eval = self._eval_batches()
 
-    def irreducible(self, form: str, seed: int) -> tuple[Tensor, float]:
+    def irreducible(self, form: str, seed: int, epochs: int) -> tuple[Tensor, float]:
         """``(irreducible losses, seconds)`` of ``form`` for ``seed``; computed on the first call.
 
-        The ``reducible`` config section's model (default: the run's) trains
-        ``reducible.epochs`` epochs on each half (the holdout form: on the even half only) with
-        the run's optimizer, its own warm-up and cosine schedule over those steps, and the run's
-        augmentation and label smoothing, in batches of about ``train.batch_size`` samples of
-        its half; it scores the unaugmented samples in eval mode. Seeded with ``1000 * seed``.
+        The ``reducible`` config section's model (default: the run's) trains ``epochs`` epochs
+        on each half (the holdout form: on the even half only) with the run's optimizer, its own
+        warm-up and cosine schedule over those steps, and the run's augmentation and label
+        smoothing, in batches of about ``train.batch_size`` samples of its half; it scores
+        the unaugmented samples in eval mode. Seeded with ``1000 * seed``.
         """
-        return self._timed(("irreducible-" + form, seed), lambda: self._irreducible(form, seed))
+        key = (f"irreducible-{form}-{epochs}", seed)
+        return self._timed(key, lambda: self._irreducible(form, seed, epochs))
 
     def cached(self, method: str, seed: int) -> bool:
         """Whether the scores of ``method`` for ``seed`` are already computed."""
@@ -171,7 +172,7 @@ class StaticScorer:
         n = self.data.num_train
         return min(n, math.ceil(max(self.cfg["pruning"]["keep_ratios"]) * n))
 
-    def _irreducible(self, form: str, seed: int) -> Tensor:
+    def _irreducible(self, form: str, seed: int, epochs: int) -> Tensor:
         from functools import partial
 
         import torch.nn.functional as F
@@ -182,7 +183,7 @@ class StaticScorer:
         name = cfg["reducible"]["model"] or cfg["model"]["name"]
         train = cfg["train"]
         size = 2 * train["batch_size"]  # each model trains on its half of every batch
-        steps = cfg["reducible"]["epochs"] * math.ceil(data.num_train / size)
+        steps = epochs * math.ceil(data.num_train / size)
 
         def optimizer(params: Any) -> torch.optim.Optimizer:
             opt = make_optimizer(params, train)
@@ -207,7 +208,7 @@ class StaticScorer:
         return irreducible_losses(
             model,
             self._eval_loader(),
-            epochs=cfg["reducible"]["epochs"],
+            epochs=epochs,
             form=form,
             seed=1000 * seed,
             train_loader=loader,

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from dynaprune._checks import check_not_meta
+from dynaprune.core.statistics import check_index_range
 from dynaprune.policies.base import PruningPolicy
 
 __all__ = ["check_correct", "check_indices", "check_process_group", "must_follow", "resolve_length"]
@@ -89,6 +91,7 @@ def check_correct(correct: Any, losses: torch.Tensor, policy: PruningPolicy) -> 
         raise ValueError(
             f"correct must have shape {tuple(losses.shape)} like losses, got {tuple(correct.shape)}"
         )
+    check_not_meta("correct", correct)
     return correct.to(losses.device, non_blocking=correct.device.type == "cpu")
 
 
@@ -103,13 +106,8 @@ def check_indices(indices: Any, size: int, num_samples: int, device: torch.devic
         raise TypeError(f"indices must be an integer tensor, got dtype {idx.dtype}")
     if idx.shape != (size,):
         raise ValueError(f"indices must have shape ({size},) like losses, got {tuple(idx.shape)}")
-    if idx.device.type == "cpu":
-        bad = (idx < 0) | (idx >= num_samples)
-        if bad.any():
-            raise IndexError(f"indices must be in [0, {num_samples}), got {idx[bad][0].item()}")
-    else:
-        ok = ((idx >= 0) & (idx < num_samples)).all()
-        torch._assert_async(ok, f"indices must be in [0, {num_samples})")
+    check_not_meta("indices", idx)
+    check_index_range(idx, num_samples)
     # Asynchronous only from the host: a device-to-host copy must finish before use.
     host = idx.device.type == "cpu"
     return idx.to(device, torch.int64, non_blocking=host)

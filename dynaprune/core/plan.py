@@ -87,6 +87,10 @@ class EpochPlan:
         self.merged_updates = 0
         self.restored = False
         self._weight_table: Tensor | None = None
+        # Indexed updates of a pruned epoch: which samples are in it, and on an accelerator
+        # how many entries named others (read at the next epoch boundary, not per step).
+        self._members: Tensor | None = None
+        self._strangers: Tensor | None = None
         self._iterators: weakref.WeakSet[Iterator[int]] = weakref.WeakSet()
 
     # ----------------------------------------------------------------- creation
@@ -200,6 +204,9 @@ class EpochPlan:
             match = Match(idx, weights, valid, unique=valid is None)
         else:
             valid = None if self.owned is None else self.owned[indices]
+            if self.policy is not None:  # a pruned epoch: a sample outside it is a caller's bug
+                members = self._members_of(indices)
+                valid = members if valid is None else valid & members
             match = Match(indices, self.weights_of(indices), valid, unique=False)
             self.cursor = min(self.cursor + size, self.shard.numel())
         self.updates += 1
@@ -216,13 +223,52 @@ class EpochPlan:
         and return their mean, weighted by the plan's weights, keeping the autograd graph."""
         match = self.match(losses.shape[0], indices)
         unique = match.unique
-        stats.update(match.indices, losses, self.epoch, match.valid, unique=unique, correct=correct)
+        stats.update(
+            match.indices,
+            losses,
+            self.epoch,
+            match.valid,
+            unique=unique,
+            correct=correct,
+            validated=True,  # the plan's own order, or checked by the sampler
+        )
         w = match.weights
         return losses.mean() if w is None else (losses * w.to(losses.dtype)).mean()
 
     def next_indices(self, size: int) -> Tensor:
         """Sample indices of the next ``size`` losses, matched by position, without advancing."""
         return self.shard[self.positions(size)]
+
+    def _members_of(self, indices: Tensor) -> Tensor:
+        """Whether each of ``indices`` is in this (pruned) epoch. On the CPU a stranger raises at
+        once; on an accelerator it is counted on the device and left unrecorded, and
+        :meth:`check_strangers` raises at the next epoch boundary."""
+        if self._members is None:  # built once, on the first indexed update
+            members = torch.zeros(self.num_samples, dtype=torch.bool, device=self.order.device)
+            members[self.order] = True
+            self._members = members
+            self._strangers = torch.zeros((), dtype=torch.int64, device=self.order.device)
+        inside = self._members[indices]
+        if inside.device.type == "cpu":
+            if not bool(inside.all()):
+                raise ValueError(_stranger_message(self.epoch, int(indices[~inside][0])))
+        elif self._strangers is not None:
+            self._strangers += inside.numel() - inside.sum()
+        return inside
+
+    def check_strangers(self) -> None:
+        """At an epoch boundary, raise if an indexed update of this epoch named samples outside
+        it (counted on an accelerator; a host read, once per epoch).
+
+        Raises:
+            ValueError: naming the count; it keeps being raised, like non-finite losses in
+                ``nonfinite="raise"`` mode.
+        """
+        if self._strangers is None:
+            return
+        count = int(self._strangers.item())
+        if count:
+            raise ValueError(_stranger_message(self.epoch, None, count))
 
     def next_weights(self, size: int, indices: Tensor | None = None) -> Tensor:
         """Weights of the next ``size`` losses (of ``indices``, if given), without advancing:
@@ -254,7 +300,8 @@ class EpochPlan:
         self.merged_updates = self.updates
 
     def to(self, device: torch.device) -> None:
-        for name in ("order", "weights", "shard", "shard_weights", "owned", "_weight_table"):
+        names = ("order", "weights", "shard", "shard_weights", "owned", "_weight_table")
+        for name in (*names, "_members", "_strangers"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.to(device))
@@ -343,6 +390,15 @@ class EpochPlan:
         plan.cursor = cursor if cursor < saved_length else plan.shard.numel()
         plan.restored = True
         return plan
+
+
+def _stranger_message(epoch: int, example: int | None, count: int = 1) -> str:
+    what = f"sample {example}" if example is not None else f"{count} samples"
+    return (
+        f"update(indices=...) named {what} not in epoch {epoch}'s subset, whose losses were not "
+        "recorded; pass the indices of the samples this sampler yielded for the epoch (as the "
+        "DataLoader batches them), or no indices to match losses by position"
+    )
 
 
 def _ints(order: Tensor) -> Iterator[int]:

@@ -45,8 +45,8 @@ class DynamicPruningSampler(Sampler[int]):
         keep_ratio: share of the data set kept in a pruned epoch, in ``(0, 1]``; ``1`` trains on
             all of it. A pruned epoch keeps exactly ``round(keep_ratio * N)`` samples.
         policy: a name in :data:`dynaprune.policies.POLICIES` or a
-            :class:`~dynaprune.policies.PruningPolicy`; ``"uniform"`` by default: no rule beat
-            it by more than its spread in the README's benchmark.
+            :class:`~dynaprune.policies.PruningPolicy`; ``"uniform"`` by default: the one rule that
+            never lost to fewer epochs on all the data (README, "Which policy when").
         seed: seeds every random choice together with the epoch.
         warmup_epochs: first epochs that use the full data set.
         anneal_epochs: last epochs that use the full data set; needs ``total_epochs``.
@@ -214,6 +214,7 @@ class DynamicPruningSampler(Sampler[int]):
         self.synchronize()
         if self._plan is not None:  # the finished epoch's non-finite losses, over all ranks
             self.stats.report_nonfinite(self.nonfinite, self._plan.epoch, stacklevel=4)
+            self._plan.check_strangers()
         plan = EpochPlan.create(
             epoch,
             stats=self.stats,
@@ -307,6 +308,11 @@ class DynamicPruningSampler(Sampler[int]):
             indices: the samples' indices. Without them, losses are matched to this epoch's
                 order, batch after batch, as the DataLoader delivers it. With several ranks,
                 losses of samples outside this rank's shard are left to the rank that owns them.
+                In a pruned epoch, every index must be a sample of the epoch's subset: a
+                ``ValueError`` on the CPU at once (nothing of the batch is recorded); on an
+                accelerator, where checking at once would need a host sync per step, such
+                entries are not recorded and planning the next epoch raises the
+                ``ValueError``.
             correct: whether each sample was classified correctly, one bool per loss (e.g.
                 ``logits.argmax(1) == y``). Policies that read it (``needs_correctness``, as
                 ``onion``) require it; the others ignore it. Not recorded for non-finite losses.
@@ -314,6 +320,11 @@ class DynamicPruningSampler(Sampler[int]):
         Returns:
             The mean of ``losses`` (weighted by :meth:`batch_weights` for re-weighting
             policies), keeping the autograd graph; non-finite entries are not masked in it.
+
+        Raises:
+            ValueError: for losses (or ``correct``, ``indices``) on the ``meta`` device, which
+                holds no values, for indices of samples outside a pruned epoch's subset (see
+                ``indices``), and for malformed arguments.
         """
         start = time.perf_counter()
         losses = check_losses(losses)

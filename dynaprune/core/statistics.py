@@ -40,13 +40,27 @@ from torch import Tensor
 from dynaprune.core import _correct
 from dynaprune.core._stats_state import check_statistics_state
 
-__all__ = ["LossStatistics"]
+__all__ = ["LossStatistics", "check_index_range"]
 
 #: What a sampler does about non-finite losses at an epoch boundary.
 NONFINITE_MODES = ("warn", "raise", "ignore")
 
 _FIELDS = ("mean", "var", "count", "seen")
 _FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def check_index_range(indices: Tensor, num_samples: int) -> None:
+    """Refuse sample indices outside ``[0, num_samples)``: a negative index would otherwise wrap
+    around to the end, as in Python. On the CPU an ``IndexError`` is raised at once; on an
+    accelerator the check is an asynchronous device assertion, since reading it back would
+    need a host sync."""
+    if indices.device.type == "cpu":
+        bad = (indices < 0) | (indices >= num_samples)
+        if bad.any():
+            raise IndexError(f"indices must be in [0, {num_samples}), got {indices[bad][0].item()}")
+    else:
+        ok = ((indices >= 0) & (indices < num_samples)).all()
+        torch._assert_async(ok, f"indices must be in [0, {num_samples})")
 
 
 class LossStatistics:
@@ -165,10 +179,14 @@ class LossStatistics:
         *,
         unique: bool = False,
         correct: Tensor | None = None,
+        validated: bool = False,
     ) -> None:
         """Record one batch of per-sample losses (and correctness).
 
-        Arguments are assumed validated (the sampler does it) and on :attr:`device`.
+        Arguments are assumed to be of the right kinds and shapes and on :attr:`device` (the
+        sampler checks them); only the range of ``indices`` is checked here (an ``IndexError``
+        on the CPU; an asynchronous device assertion elsewhere, no host sync), so that a negative
+        index is refused rather than wrapped around to the last samples.
         An index repeated within one call is recorded once, with the mean of its finite losses
         and as correct only if all of its recorded entries are, so that duplicate writes agree
         and the result is deterministic on every device.
@@ -184,7 +202,20 @@ class LossStatistics:
             correct: optional bool mask, shape ``(B,)``: whether each sample was classified
                 correctly. Recorded only where the loss is finite and ``valid``, and only when
                 correctness is tracked (:meth:`track_correctness`); ignored otherwise.
+            validated: promise that ``indices`` are in range (the sampler's own, or already
+                checked), which skips the range check.
+
+        Raises:
+            IndexError: for an index outside ``[0, num_samples)``, on the CPU.
+
+        Example:
+            >>> LossStatistics(4).update(torch.tensor([-1]), torch.ones(1), epoch=0)
+            Traceback (most recent call last):
+            ...
+            IndexError: indices must be in [0, 4), got -1
         """
+        if not validated:
+            check_index_range(indices, self.num_samples)
         losses = losses.detach()
         finite = torch.isfinite(losses)
         losses = losses.to(torch.float32)

@@ -42,7 +42,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor
 
-from dynaprune._select import largest, random_subset, shuffled_indices
+from dynaprune._select import largest, random_subset, shuffled_indices, sum64
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, Selection
 
@@ -111,8 +111,12 @@ class _ScoreGreedyPolicy(PruningPolicy):
         unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())
         score = self.score(stats)
-        # A NaN score (an overflowed variance) means nothing is known: rank it first.
-        score = score.masked_fill(score.isnan(), math.inf)
+        # A NaN score (an overflowed variance) means nothing is known: rank it first. Rare:
+        # the score is copied only when there is one.
+        nan = score.isnan()
+        if bool(nan.any()):
+            score = score.masked_fill(nan, math.inf)
+        del nan
         greedy = _greedy(score, num_greedy, generator, unseen, num_unseen)
         pool_size = stats.num_samples - num_greedy
         keep = random_subset(~greedy, pool_size, num_keep - num_greedy, generator)
@@ -218,8 +222,8 @@ class SoftPolicy(PruningPolicy):
             return Selection(idx, torch.ones(n, device=stats.device), shuffled=True)
         unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())
-        seen_mean = stats.mean if num_unseen == 0 else stats.mean.masked_fill(unseen, 0.0)
-        threshold = seen_mean.sum(dtype=torch.float64) / max(n - num_unseen, 1)
+        threshold = sum64(stats.mean, None if num_unseen == 0 else ~unseen)
+        threshold /= max(n - num_unseen, 1)
         num_greedy = num_keep - max(1, round(self.random_share * num_keep))
         # Top picks below the threshold are not fixed: the random part grows by as many.
         fixed = _greedy(stats.mean, num_greedy, generator, unseen, num_unseen)

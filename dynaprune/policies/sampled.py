@@ -16,9 +16,9 @@
 * ``importance`` — importance sampling proportional to loss with unbiased weights (after
   Katharopoulos & Fleuret, "Not All Samples Are Created Equal", ICML 2018): inclusion
   probabilities ``π_i ∝ (1 - mix) · loss_i / mean(loss) + mix``, capped at 1, summing exactly
-  to the budget; a systematic (πps) draw keeps exactly ``k`` samples with exactly these
-  probabilities, each weighted ``(k / N) / π_i`` (1 on average), so the weighted batch loss is an
-  unbiased estimate of the full data set's mean loss at every step.
+  to the budget; a pivotal draw (Deville & Tillé, Biometrika 1998) keeps exactly ``k`` samples
+  with exactly these probabilities, each weighted ``(k / N) / π_i`` (1 on average), so the
+  weighted batch loss is an unbiased estimate of the full data set's mean loss at every step.
 
 Unseen samples (no recorded loss yet) rank first, as in every dynaprune score policy; NaN scores
 count as unseen.
@@ -28,11 +28,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from dynaprune._checks import check_fraction
-from dynaprune._select import random_subset, shuffled_indices, top_k_mask
+from dynaprune._select import (
+    largest,
+    proportional_subset,
+    random_subset,
+    shuffled_indices,
+    sum64,
+)
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, Selection
 
@@ -95,6 +102,10 @@ class PoolTopPolicy(PruningPolicy):
             kept whenever the pool misses enough harder ones, and every sample is outside the
             pool with probability ``1 - pool / N``, so no score goes stale for long.
 
+    The k-th highest score of the pool is bracketed from a random sample of the pool (as in
+    :func:`dynaprune._select.largest`); with more than 65 536 pooled samples that draw changed
+    the random stream of a seed (see the README's "Random streams").
+
     Example:
         >>> PoolTopPolicy(pool_factor=2.0).pool_factor
         2.0
@@ -119,7 +130,7 @@ class PoolTopPolicy(PruningPolicy):
             return Selection(shuffled_indices(pool, generator), None, shuffled=True)
         score, unknown, _ = _scores(stats)
         score = score.masked_fill(unknown, math.inf)
-        keep = top_k_mask(score, num_keep, generator, None, pool)
+        keep = largest(score, num_keep, generator, pool, pool_size)
         return Selection(shuffled_indices(keep, generator), None, shuffled=True)
 
 
@@ -131,20 +142,56 @@ def inclusion_probabilities(weight: Tensor, k: int) -> Tensor:
         >>> inclusion_probabilities(torch.tensor([1.0, 1.0, 8.0]), 2).tolist()
         [0.5, 0.5, 1.0]
     """
-    w = weight.to(torch.float64)
-    capped = torch.zeros_like(w, dtype=torch.bool)
-    for _ in range(64):  # each round caps at least one more sample, or stops
-        free = w.masked_fill(capped, 0.0)
-        c = (k - int(capped.count_nonzero())) / float(free.sum())
-        newly = (free * c > 1.0) & ~capped
-        if not bool(newly.any()):
+    return weight.to(torch.float64).mul_(inclusion_scale(weight, k)).clamp_max_(1.0)
+
+
+def inclusion_scale(weight: Tensor, k: int) -> float:
+    """The ``c`` of :func:`inclusion_probabilities`, for positive float32 (or float64) weights.
+
+    Each round caps the samples with ``c · weight_i > 1`` and solves ``c`` for the rest; the
+    capped set only grows, and the rounds stop when it does not (a handful of passes). The cap
+    is decided by comparing ``weight`` with the float threshold that gives exactly the float64
+    products' verdict, so the capped set and ``min(1, c · weight_i)`` agree on every sample.
+    """
+    total = sum64(weight)
+    num_capped, c = 0, k / total
+    for _ in range(64):
+        over = weight > _cap_threshold(c, weight.dtype)
+        count = int(over.count_nonzero())
+        if count == num_capped:
             break
-        capped |= newly
-    return torch.where(capped, 1.0, w * c).clamp_(max=1.0)
+        num_capped = count
+        c = (k - num_capped) / (total - sum64(weight, over))
+    return c
+
+
+def _cap_threshold(c: float, dtype: torch.dtype) -> float:
+    """The largest value ``t`` of ``dtype`` with ``c * t <= 1`` in float64: ``w > t`` exactly
+    when ``c * w > 1``, for any ``w`` of that dtype."""
+    if dtype != torch.float32:
+        t64 = 1.0 / c
+        while c * t64 > 1.0:
+            t64 = math.nextafter(t64, -math.inf)
+        while c * math.nextafter(t64, math.inf) <= 1.0:
+            t64 = math.nextafter(t64, math.inf)
+        return t64
+    t = np.float32(1.0 / c)
+    while c * float(t) > 1.0:
+        t = np.nextafter(t, np.float32(-np.inf))
+    while c * float(np.nextafter(t, np.float32(np.inf))) <= 1.0:
+        t = np.nextafter(t, np.float32(np.inf))
+    return float(t)
 
 
 class ImportancePolicy(PruningPolicy):
     """Loss-proportional sampling of exactly ``num_keep`` samples, with unbiased weights.
+
+    The draw is the pivotal method (:func:`dynaprune._select.proportional_subset`): exact
+    inclusion probabilities and an exact size in a few sequential passes, without shuffling all
+    ``N`` samples. Two samples that meet early in its tournament (neighbours in index order) are
+    rarely kept together, so each epoch spreads over the index range. It replaced a systematic
+    draw in a random order, with the same inclusion probabilities but other subsets for a seed
+    (see the README's "Random streams").
 
     Args:
         mix: share of the sampling weight spread uniformly, in ``(0, 1]``: weight
@@ -163,29 +210,23 @@ class ImportancePolicy(PruningPolicy):
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples
-        score, unknown, num_unknown = _scores(stats)
+        _, unknown, num_unknown = _scores(stats)
         if num_unknown == n or num_keep == n:
             idx = torch.randperm(n, generator=generator, device=stats.device)[:num_keep]
             return Selection(idx, torch.ones(idx.shape, device=idx.device), shuffled=True)
-        score = score.clamp_min(0.0)
-        top = score.masked_fill(unknown, 0.0).amax()
-        score = torch.where(unknown, top, score)  # unseen: as likely as the hardest seen one
-        mean = score.mean().clamp_min(torch.finfo(torch.float32).tiny)
-        prob = inclusion_probabilities((1.0 - self.mix) * score / mean + self.mix, num_keep)
-        # Systematic sampling in a random order: one uniform offset u, and sample i is kept
-        # when a point u + m (m = 0 .. k-1) falls into its slice of the cumulative sums. It
-        # keeps exactly k samples, each with probability exactly prob_i (all <= 1).
-        order = torch.randperm(n, generator=generator, device=stats.device)
-        cum = prob.index_select(0, order).cumsum(0)
-        cum.mul_(num_keep / cum[-1])
-        u = torch.rand((), generator=generator, device=stats.device, dtype=torch.float64)
-        u = u.clamp(1e-12, 1.0 - 1e-12)
-        hits = torch.floor(cum - u)
-        prev = torch.cat([torch.full((1,), -1.0, dtype=hits.dtype, device=hits.device), hits[:-1]])
-        keep = torch.zeros(n, dtype=torch.bool, device=stats.device)
-        keep[order] = hits > prev
+        # The sampling weight, built in place in one float32 tensor (4 bytes per sample).
+        weight = stats.mean.clamp_min(0.0).masked_fill_(unknown, 0.0)
+        top = weight.amax()
+        weight.masked_fill_(unknown, top)  # unseen: as likely as the hardest seen one
+        del unknown
+        mean = weight.mean().clamp_min(torch.finfo(torch.float32).tiny)
+        weight.mul_(1.0 - self.mix).div_(mean).add_(self.mix)
+        c = inclusion_scale(weight, num_keep)
+        keep = proportional_subset(weight, c, generator)
         idx = shuffled_indices(keep, generator)
+        del keep
         # (k / N) / π_i: the weights average 1 in expectation (off by O(1 / sqrt(k)) in any
         # one epoch), so the step size stays the learning rate's.
-        weights = (num_keep / n) / prob.index_select(0, idx)
-        return Selection(idx, weights.to(torch.float32), shuffled=True)
+        prob = weight.index_select(0, idx).to(torch.float64).mul_(c).clamp_max_(1.0)
+        weights = torch.div(num_keep / n, prob).to(torch.float32)
+        return Selection(idx, weights, shuffled=True)
