@@ -238,7 +238,8 @@ def write_summary(out: Path) -> str:
     order = ["full", *METHODS]
     summary: list[dict[str, Any]] = []
     for (method, ipc), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))
+        groups.items(),
+        key=lambda kv: (kv[0][1], order.index(kv[0][0]) if kv[0][0] in order else len(order)),
     ):
         accs = [float(r["test_acc"]) for r in runs]
         train = statistics.fmean(float(r["train_seconds"]) for r in runs)
@@ -347,9 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         (isinstance(seeds, int) and seeds >= 0)
         or (isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds))
     ):
-        raise ValueError(
-            f"seeds must be a count >= 0 or a list of seeds >= 0, got {seeds!r}"
-        )
+        raise ValueError(f"seeds must be a count >= 0 or a list of seeds >= 0, got {seeds!r}")
     if (args.out / "runs.csv").exists():
         raise FileExistsError(f"--out {str(args.out)!r} already holds runs.csv")
     run(cfg, args.out)
