@@ -238,7 +238,8 @@ def write_summary(out: Path) -> str:
     order = ["full", *METHODS]
     summary: list[dict[str, Any]] = []
     for (method, ipc), runs in sorted(
-        groups.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))
+        groups.items(),
+        key=lambda kv: (kv[0][1], order.index(kv[0][0]) if kv[0][0] in order else len(order)),
     ):
         accs = [float(r["test_acc"]) for r in runs]
         train = statistics.fmean(float(r["train_seconds"]) for r in runs)

@@ -1,0 +1,161 @@
+"""Dynamic pruning of the real pool at a synthetic set's training budget.
+
+    PYTHONPATH=. python benchmarks/condense/dynamic.py --config configs/condense/cifar10-cpu.yaml \\
+        --out results/condense --data-root ../shared/data/cifar10-jpeg --policies uniform,ucb
+
+The third answer to "a coreset, dynamic pruning, or a synthetic set?": for every images-per-class
+budget ``ipc`` of the condensation benchmark (``benchmarks/condense/run.py``) and every seed, a
+fresh ConvNet is trained with the same evaluation protocol (SGD 0.01, momentum 0.9, weight decay
+5e-4, batch 256, lr x0.1 after half the epochs, DSA on every batch, ``eval.epochs[ipc]``
+epochs), but each epoch trains on ``ipc x classes`` real images that a
+:class:`~dynaprune.DynamicPruningSampler` re-selects from the whole real pool
+(``keep_ratio = ipc x classes / pool``), with the per-sample losses fed back. Every epoch thus
+costs what an epoch on a synthetic or coreset set of that size costs, and nothing is spent
+before training (``scoring_seconds`` 0). Rows ``dynamic-<policy>`` are appended to
+``OUT/runs.csv`` in the condensation benchmark's format; ``benchmarks/condense/run.py
+--report-only --out OUT`` then tables them with the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.condense.run import RUN_COLUMNS, _append, write_summary
+from benchmarks.grid.config import DEFAULTS
+from benchmarks.grid.data import load_data
+from benchmarks.grid.loaders import normalize
+from benchmarks.grid.train import _cpu_stall_microseconds
+from dynaprune import DynamicPruningSampler
+from dynaprune import condense as cd
+from dynaprune.condense._common import RealImages, fresh_net
+from dynaprune.policies import POLICIES
+
+__all__ = ["main", "run", "train_pruned"]
+
+
+def train_pruned(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    per_epoch: int,
+    policy: str,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> torch.nn.Module:
+    """A fresh ConvNet trained as :func:`dynaprune.condense.train_convnet` trains one, on
+    ``per_epoch`` samples of ``(x, y)`` per epoch chosen by ``policy``."""
+    generator = torch.Generator().manual_seed(seed)
+    net = fresh_net(RealImages(x, y, 1, None), generator)
+    net.train()
+    sampler = DynamicPruningSampler(len(x), per_epoch / len(x), policy, seed=seed)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    for epoch in range(epochs):
+        if epoch == epochs // 2 + 1:  # the protocol's step, as train_convnet takes it
+            optimizer = torch.optim.SGD(
+                net.parameters(), lr=lr * 0.1, momentum=0.9, weight_decay=5e-4
+            )
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler), dtype=torch.int64)
+        if len(order) != per_epoch:
+            raise RuntimeError(f"the sampler planned {len(order)} samples, not {per_epoch}")
+        for part in order.split(batch_size):
+            logits = net(cd.dsa_augment(x[part], generator))
+            loss = sampler.update(F.cross_entropy(logits, y[part], reduction="none"), part)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net
+
+
+def run(cfg: dict[str, Any], out: Path, policies: list[str]) -> None:
+    torch.set_num_threads(cfg["threads"])
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_data(cfg["data"])
+    x = normalize(data.train_x, data.mean, data.std)
+    test = (normalize(data.test_x, data.mean, data.std), data.test_y)
+    seeds = cfg["seeds"]
+    ev = cfg["eval"]
+    for ipc in cfg["ipc"]:
+        per_epoch = ipc * data.num_classes
+        for seed in range(seeds) if isinstance(seeds, int) else seeds:
+            for policy in policies:
+                for net_id in range(ev["nets"]):
+                    stall = _cpu_stall_microseconds()
+                    start = time.perf_counter()
+                    net = train_pruned(
+                        x,
+                        data.train_y,
+                        per_epoch=per_epoch,
+                        policy=policy,
+                        epochs=ev["epochs"][ipc],
+                        lr=ev["lr"],
+                        batch_size=ev["batch_size"],
+                        seed=1000 * seed + net_id,
+                    )
+                    seconds = time.perf_counter() - start
+                    after = _cpu_stall_microseconds()
+                    pressure = (
+                        (after - stall) / 1e6 / seconds
+                        if stall is not None and after is not None
+                        else float("nan")
+                    )
+                    acc = 100 * cd.accuracy(net, *test)
+                    _append(
+                        out / "runs.csv",
+                        RUN_COLUMNS,
+                        {
+                            "method": f"dynamic-{policy}",
+                            "ipc": ipc,
+                            "seed": seed,
+                            "net": net_id,
+                            "images": per_epoch,
+                            "test_acc": round(acc, 2),
+                            "train_seconds": round(seconds, 2),
+                            "scoring_seconds": 0,
+                            "cpu_pressure": round(pressure, 3),
+                            "spec": f"{per_epoch} of {len(x)} real images per epoch",
+                        },
+                    )
+                    print(
+                        f"dynamic-{policy:<8} ipc {ipc:>2} seed {seed} net {net_id}: "
+                        f"{acc:5.2f}%  train {seconds:5.1f}s",
+                        flush=True,
+                    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--policies", default="uniform,ucb", help="e.g. uniform,ucb")
+    args = parser.parse_args(argv)
+    policies = [p for p in args.policies.split(",") if p]
+    unknown = [p for p in policies if p not in POLICIES]
+    if not policies or unknown:
+        raise ValueError(
+            f"--policies must name policies among {sorted(POLICIES)}, got {args.policies!r}"
+        )
+    cfg = yaml.safe_load(args.config.read_text())
+    cfg["data"] = {**DEFAULTS["data"], **cfg.get("data", {})}
+    if args.data_root:
+        cfg["data"]["root"] = args.data_root
+    run(cfg, args.out, policies)
+    write_summary(args.out)
+
+
+if __name__ == "__main__":
+    main()
