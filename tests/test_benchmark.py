@@ -170,6 +170,15 @@ def test_paired_deltas_and_missing_full() -> None:
     assert math.isnan(rows["uniform"]["speedup"])
 
 
+def test_figures_draw_composed_suffixed_and_annealed_methods(tmp_path: Path) -> None:
+    from benchmarks.grid.figures import plot
+
+    methods = ("full", "full-same-budget", "ucb+sb+anneal", "rho-batch:il3", "infobatch")
+    results = [_result(m, 1.0 if m == "full" else 0.5, [60.0, 70.0], 5.0) for m in methods]
+    for path in plot(tmp_path, results, summarize(results, target_drop=0.5)):
+        assert path.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bad_anneal_budget_and_label_noise_are_named() -> None:
     with pytest.raises(ValueError, match=r"method 'uniform\+anneal' at keep ratio 0\.1"):
         quick(**{"pruning.policies": ["uniform+anneal"], "pruning.keep_ratios": [0.1]})

@@ -150,7 +150,8 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
             parsed = parse(method)
             base, anneals = parsed.base, parsed.anneals
             colour, _ = style(base)
-            annealed = anneals and not REGISTRY[base].anneals  # by the +anneal suffix
+            entry = REGISTRY.get(base)  # None for a composed method, e.g. "ucb+sb"
+            annealed = anneals and not (entry is not None and entry.anneals)  # by "+anneal"
             hatch = "//" if annealed else None
             ax.bar(
                 x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3, hatch=hatch
