@@ -80,6 +80,16 @@ def test_ucb_prefers_uncertain_samples_at_equal_mean():
     assert sorted(sel.indices.tolist()) == list(range(0, n, 2))
 
 
+@pytest.mark.parametrize(("spread", "winners"), [("std", 0), ("variance", 1)])
+def test_ucb_spread_weighs_the_standard_deviation_or_the_variance(spread, winners):
+    n = 20
+    mean = torch.tensor([1.0, 1.2] * (n // 2))
+    var = torch.tensor([0.16, 0.0] * (n // 2))
+    # std: 1.0 + 0.4 = 1.4 beats 1.2 (even samples win); variance: 1.0 + 0.16 = 1.16 loses
+    sel = UCBPolicy(spread=spread, explore=0.0).select(seen_stats(mean, var), n // 2, gen())
+    assert sorted(sel.indices.tolist()) == list(range(winners, n, 2))
+
+
 def test_ucb_count_bonus_prefers_rarely_seen_samples():
     stats = seen_stats(torch.ones(10))
     stats.count = torch.tensor([1, 9, 9, 9, 9, 9, 9, 9, 9, 2], dtype=torch.int32)
@@ -166,6 +176,11 @@ def test_uniform_is_already_shuffled():
         (lambda: UCBPolicy(c=-1.0), ValueError, r"c must be a finite number >= 0, got -1.0"),
         (lambda: UCBPolicy(c=float("nan")), ValueError, r"c must be .* got nan"),
         (lambda: UCBPolicy(count_bonus=-2), ValueError, r"count_bonus .* got -2"),
+        (
+            lambda: UCBPolicy(spread="var"),
+            ValueError,
+            r"spread must be 'std' or 'variance', got 'var'",
+        ),
         (lambda: UCBPolicy(explore=2), ValueError, r"explore must be a number in \[0, 1\], got 2"),
         (lambda: SoftPolicy(random_share=0.0), ValueError, r"random_share must be > 0"),
         (

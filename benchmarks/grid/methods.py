@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dynaprune import UCBPolicy
+
 __all__ = [
     "ANNEAL_DELTA",
     "ANNEAL_SUFFIX",
@@ -49,6 +51,11 @@ IL_SUFFIX = re.compile(r":il(\d+)$")  # "rho-batch:il3": irreducible-loss models
 ANNEAL_DELTA = 0.875  # InfoBatch's δ: full data from this share of the epochs on
 BASELINES = ("full", "full-same-budget")
 KINDS = ("policy", "static", "reducible", "inbatch")
+
+
+def _ucb_variance(cfg: dict[str, Any]) -> Any:
+    """UCB scored by mean + variance, the public reimplementation's form of Raju et al."""
+    return UCBPolicy(spread="variance")
 
 
 def _onion(cfg: dict[str, Any]) -> Any:
@@ -88,6 +95,7 @@ REGISTRY: dict[str, Entry] = {
     "uniform": Entry("policy", ("C0", "-")),
     "epsilon_greedy": Entry("policy", ("C1", "-")),
     "ucb": Entry("policy", ("C2", "-")),
+    "ucb-var": Entry("policy", ("yellowgreen", "-"), policy=_ucb_variance),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end
     "infobatch": Entry("policy", ("C4", "-"), anneals=True, momentum=0.0),

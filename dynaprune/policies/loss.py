@@ -154,10 +154,14 @@ class UCBPolicy(_ScoreGreedyPolicy):
 
     ``score_i = mean_i + c * sqrt(var_i) + count_bonus * sqrt(ln(t) / n_i)`` where ``n_i`` is the
     sample's number of updates and ``t`` the largest ``n_i`` (the number of epochs seen so far,
-    when every sample is visited once per epoch).
+    when every sample is visited once per epoch). With ``spread="variance"`` the second term is
+    ``c * var_i``, the form of the public reimplementation of Raju et al. (a timm fork; the
+    paper publishes no formula): the variance is in squared loss units, so it counts for little
+    where losses are below 1 and dominates where they are large.
 
     Args:
-        c: weight of the loss's moving standard deviation, ``>= 0``.
+        c: weight of the loss's moving spread, ``>= 0``.
+        spread: ``"std"`` (default) or ``"variance"``: which moving spread ``c`` weighs.
         count_bonus: weight of the visit-count bonus, ``>= 0`` (off by default).
         explore: share of the budget drawn uniformly from the samples not taken by score, in
             ``[0, 1]``. Keep it above zero: ranking by score alone collapses accuracy.
@@ -167,8 +171,18 @@ class UCBPolicy(_ScoreGreedyPolicy):
         2.0
     """
 
-    def __init__(self, c: float = 1.0, *, count_bonus: float = 0.0, explore: float = 0.3) -> None:
+    def __init__(
+        self,
+        c: float = 1.0,
+        *,
+        spread: str = "std",
+        count_bonus: float = 0.0,
+        explore: float = 0.3,
+    ) -> None:
         self.c = _check_nonnegative("c", c)
+        if spread not in ("std", "variance"):
+            raise ValueError(f"spread must be 'std' or 'variance', got {spread!r}")
+        self.spread = spread
         self.count_bonus = _check_nonnegative("count_bonus", count_bonus)
         self.explore = _check_fraction("explore", explore)
 
@@ -176,7 +190,10 @@ class UCBPolicy(_ScoreGreedyPolicy):
         if self.c == 0:
             score = stats.mean.clone()
         else:
-            score = stats.var.clamp_min(0.0).sqrt_().mul_(self.c).add_(stats.mean)
+            score = stats.var.clamp_min(0.0)
+            if self.spread == "std":
+                score.sqrt_()
+            score.mul_(self.c).add_(stats.mean)
         if self.count_bonus > 0:
             n = stats.count.to(torch.float32).clamp_min_(1.0)
             log_t = torch.log(n.amax().clamp_min(1.0))
