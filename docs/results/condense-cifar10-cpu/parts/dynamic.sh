@@ -1,0 +1,1 @@
+C="env PYTHONPATH=. OMP_NUM_THREADS=1 python"; $C benchmarks/condense_dynamic.py --config configs/condense/cifar10-cpu.yaml --out results/condense/dynamic --data-root ../shared/data/cifar10-jpeg --policies uniform,ucb
