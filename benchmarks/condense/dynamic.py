@@ -19,23 +19,26 @@ before training (``scoring_seconds`` 0). Rows ``dynamic-<policy>`` are appended 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.condense.run import RUN_COLUMNS, _append, write_summary
-from benchmarks.grid.config import DEFAULTS
-from benchmarks.grid.data import load_data
-from benchmarks.grid.loaders import normalize
-from benchmarks.grid.train import _cpu_stall_microseconds
+from benchmarks.condense.run import (
+    RUN_COLUMNS,
+    _append,
+    load_config,
+    load_pool,
+    measure,
+    seed_list,
+    write_summary,
+)
 from dynaprune import DynamicPruningSampler
 from dynaprune import condense as cd
 from dynaprune.condense._common import RealImages, fresh_net
@@ -83,34 +86,25 @@ def train_pruned(
 def run(cfg: dict[str, Any], out: Path, policies: list[str]) -> None:
     torch.set_num_threads(cfg["threads"])
     out.mkdir(parents=True, exist_ok=True)
-    data = load_data(cfg["data"])
-    x = normalize(data.train_x, data.mean, data.std)
-    test = (normalize(data.test_x, data.mean, data.std), data.test_y)
-    seeds = cfg["seeds"]
+    data, x, test = load_pool(cfg)
     ev = cfg["eval"]
     for ipc in cfg["ipc"]:
         per_epoch = ipc * data.num_classes
-        for seed in range(seeds) if isinstance(seeds, int) else seeds:
+        for seed in seed_list(cfg):
             for policy in policies:
                 for net_id in range(ev["nets"]):
-                    stall = _cpu_stall_microseconds()
-                    start = time.perf_counter()
-                    net = train_pruned(
-                        x,
-                        data.train_y,
-                        per_epoch=per_epoch,
-                        policy=policy,
-                        epochs=ev["epochs"][ipc],
-                        lr=ev["lr"],
-                        batch_size=ev["batch_size"],
-                        seed=1000 * seed + net_id,
-                    )
-                    seconds = time.perf_counter() - start
-                    after = _cpu_stall_microseconds()
-                    pressure = (
-                        (after - stall) / 1e6 / seconds
-                        if stall is not None and after is not None
-                        else float("nan")
+                    net, seconds, pressure = measure(
+                        functools.partial(
+                            train_pruned,
+                            x,
+                            data.train_y,
+                            per_epoch=per_epoch,
+                            policy=policy,
+                            epochs=ev["epochs"][ipc],
+                            lr=ev["lr"],
+                            batch_size=ev["batch_size"],
+                            seed=1000 * seed + net_id,
+                        )
                     )
                     acc = 100 * cd.accuracy(net, *test)
                     _append(
@@ -149,11 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(
             f"--policies must name policies among {sorted(POLICIES)}, got {args.policies!r}"
         )
-    cfg = yaml.safe_load(args.config.read_text())
-    cfg["data"] = {**DEFAULTS["data"], **cfg.get("data", {})}
-    if args.data_root:
-        cfg["data"]["root"] = args.data_root
-    run(cfg, args.out, policies)
+    run(load_config(args.config, args.data_root), args.out, policies)
     write_summary(args.out)
 
 

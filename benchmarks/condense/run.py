@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import functools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -38,6 +40,8 @@ from benchmarks.grid.data import load_data
 from benchmarks.grid.loaders import normalize
 from benchmarks.grid.train import PRESSURE_WARNING, _cpu_stall_microseconds
 from dynaprune import condense as cd
+
+T = TypeVar("T")
 
 # CIFAR-10, ConvNet, test accuracy (%) at 1 / 10 images per class, as published.
 PUBLISHED = {
@@ -97,6 +101,49 @@ def _append(path: Path, columns: tuple[str, ...], row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
+def load_config(path: Path, data_root: str | None) -> dict[str, Any]:
+    """The config at ``path`` with the data defaults filled in and ``data_root`` applied;
+    ``seeds`` (a count, or a list of seeds) is checked."""
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"] = {**DEFAULTS["data"], **cfg.get("data", {})}
+    if data_root:
+        cfg["data"]["root"] = data_root
+    seeds = cfg.get("seeds")
+    if not (
+        (isinstance(seeds, int) and seeds >= 0)
+        or (isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds))
+    ):
+        raise ValueError(f"seeds must be a count >= 0 or a list of seeds >= 0, got {seeds!r}")
+    return cfg
+
+
+def seed_list(cfg: dict[str, Any]) -> list[int]:
+    """The config's seeds: ``0 .. seeds - 1`` for a count, else the list itself."""
+    seeds = cfg["seeds"]
+    return list(range(seeds)) if isinstance(seeds, int) else seeds
+
+
+def load_pool(cfg: dict[str, Any]) -> tuple[Any, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``(data, normalised train images, (normalised test images, test labels))``."""
+    data = load_data(cfg["data"])
+    x = normalize(data.train_x, data.mean, data.std)
+    return data, x, (normalize(data.test_x, data.mean, data.std), data.test_y)
+
+
+def measure(work: Callable[[], T]) -> tuple[T, float, float]:
+    """``(work(), seconds, cpu_pressure)``: the share of those seconds this process waited for
+    a CPU (NaN where the kernel does not report it)."""
+    stall = _cpu_stall_microseconds()
+    start = time.perf_counter()
+    result = work()
+    seconds = time.perf_counter() - start
+    after = _cpu_stall_microseconds()
+    pressure = (
+        (after - stall) / 1e6 / seconds if stall is not None and after is not None else float("nan")
+    )
+    return result, seconds, pressure
+
+
 def _spec(cfg: dict[str, Any], method: str, ipc: int) -> str:
     if method.startswith("condense-"):
         args = cfg["condense"][method].get(ipc, {})
@@ -111,22 +158,14 @@ def run(cfg: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     write_environment(out, collect_environment(torch.device("cpu")))
-    data = load_data(cfg["data"])
-    x = normalize(data.train_x, data.mean, data.std)
-    test = (normalize(data.test_x, data.mean, data.std), data.test_y)
+    data, x, test = load_pool(cfg)
     print(f"pool {len(x)} train / {len(test[1])} test images", flush=True)
     maker = SetMaker(cfg, x, data.train_y, data.num_classes)
 
     def record(method: str, ipc: int, seed: int, sx: Any, sy: Any, seconds: float) -> None:
         for net in range(cfg["eval"]["nets"]):
-            stall = _cpu_stall_microseconds()
-            wall = time.perf_counter()
-            acc, train_s = _evaluate(cfg, sx, sy, ipc, seed, test, net)
-            after = _cpu_stall_microseconds()
-            pressure = (
-                (after - stall) / 1e6 / (time.perf_counter() - wall)
-                if stall is not None and after is not None
-                else float("nan")
+            (acc, train_s), _, pressure = measure(
+                functools.partial(_evaluate, cfg, sx, sy, ipc, seed, test, net)
             )
             _append(
                 out / "runs.csv",
@@ -178,9 +217,8 @@ def run(cfg: dict[str, Any], out: Path) -> None:
             },
         )
         print(f"full: {acc:5.2f}% in {seconds:.1f}s", flush=True)
-    seeds = cfg["seeds"]
     for ipc in cfg["ipc"]:
-        for seed in range(seeds) if isinstance(seeds, int) else seeds:
+        for seed in seed_list(cfg):
             for method in cfg["methods"]:
                 sx, sy, seconds = maker.make(method, ipc, seed)
                 record(method, ipc, seed, sx, sy, seconds)
@@ -336,19 +374,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.config is None:
         parser.error("--config is required (unless --report-only)")
-    cfg = yaml.safe_load(args.config.read_text())
-    cfg["data"] = {**DEFAULTS["data"], **cfg.get("data", {})}
-    if args.data_root:
-        cfg["data"]["root"] = args.data_root
+    cfg = load_config(args.config, args.data_root)
     unknown = [m for m in cfg["methods"] if m not in METHODS]
     if unknown:
         raise ValueError(f"methods must be among {list(METHODS)}, got {unknown[0]!r}")
-    seeds = cfg.get("seeds")
-    if not (
-        (isinstance(seeds, int) and seeds >= 0)
-        or (isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds))
-    ):
-        raise ValueError(f"seeds must be a count >= 0 or a list of seeds >= 0, got {seeds!r}")
     if (args.out / "runs.csv").exists():
         raise FileExistsError(f"--out {str(args.out)!r} already holds runs.csv")
     run(cfg, args.out)
