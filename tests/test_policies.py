@@ -179,7 +179,7 @@ def test_uniform_is_already_shuffled():
         (
             lambda: UCBPolicy(spread="var"),
             ValueError,
-            r"spread must be 'std' or 'variance', got 'var'",
+            r"spread must be one of \['std', 'variance'\], got 'var'",
         ),
         (lambda: UCBPolicy(explore=2), ValueError, r"explore must be a number in \[0, 1\], got 2"),
         (lambda: SoftPolicy(random_share=0.0), ValueError, r"random_share must be > 0"),

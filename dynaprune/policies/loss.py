@@ -42,6 +42,7 @@ from abc import abstractmethod
 import torch
 from torch import Tensor
 
+from dynaprune._checks import check_choice
 from dynaprune._select import largest, random_subset, shuffled_indices, sum64
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, Selection
@@ -180,9 +181,7 @@ class UCBPolicy(_ScoreGreedyPolicy):
         explore: float = 0.3,
     ) -> None:
         self.c = _check_nonnegative("c", c)
-        if spread not in ("std", "variance"):
-            raise ValueError(f"spread must be 'std' or 'variance', got {spread!r}")
-        self.spread = spread
+        self.spread = check_choice("spread", spread, ("std", "variance"))
         self.count_bonus = _check_nonnegative("count_bonus", count_bonus)
         self.explore = _check_fraction("explore", explore)
 
