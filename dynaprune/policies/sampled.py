@@ -104,7 +104,7 @@ class PoolTopPolicy(PruningPolicy):
 
     The k-th highest score of the pool is bracketed from a random sample of the pool (as in
     :func:`dynaprune._select.largest`); with more than 65 536 pooled samples that draw changed
-    the random stream of a seed (see the README's "Random streams").
+    the random stream of a seed (see "Random streams" in docs/performance.md).
 
     Example:
         >>> PoolTopPolicy(pool_factor=2.0).pool_factor
@@ -168,18 +168,12 @@ def inclusion_scale(weight: Tensor, k: int) -> float:
 def _cap_threshold(c: float, dtype: torch.dtype) -> float:
     """The largest value ``t`` of ``dtype`` with ``c * t <= 1`` in float64: ``w > t`` exactly
     when ``c * w > 1``, for any ``w`` of that dtype."""
-    if dtype != torch.float32:
-        t64 = 1.0 / c
-        while c * t64 > 1.0:
-            t64 = math.nextafter(t64, -math.inf)
-        while c * math.nextafter(t64, math.inf) <= 1.0:
-            t64 = math.nextafter(t64, math.inf)
-        return t64
-    t = np.float32(1.0 / c)
+    kind = np.float32 if dtype == torch.float32 else np.float64
+    t = kind(1.0 / c)
     while c * float(t) > 1.0:
-        t = np.nextafter(t, np.float32(-np.inf))
-    while c * float(np.nextafter(t, np.float32(np.inf))) <= 1.0:
-        t = np.nextafter(t, np.float32(np.inf))
+        t = np.nextafter(t, kind(-np.inf))
+    while c * float(np.nextafter(t, kind(np.inf))) <= 1.0:
+        t = np.nextafter(t, kind(np.inf))
     return float(t)
 
 
@@ -191,7 +185,7 @@ class ImportancePolicy(PruningPolicy):
     ``N`` samples. Two samples that meet early in its tournament (neighbours in index order) are
     rarely kept together, so each epoch spreads over the index range. It replaced a systematic
     draw in a random order, with the same inclusion probabilities but other subsets for a seed
-    (see the README's "Random streams").
+    (see "Random streams" in docs/performance.md).
 
     Args:
         mix: share of the sampling weight spread uniformly, in ``(0, 1]``: weight
