@@ -12,10 +12,10 @@ shuffled sampler pays per epoch. These helpers choose with a few elementwise pas
   uniform however coarse its keys, and makes "the k largest" well defined.
 * :func:`shuffled_indices` lists a mask's indices in uniformly random order.
 * :func:`proportional_subset` keeps each sample with its own probability, exactly ``k`` samples
-  in all, by the pivotal method (Deville and Tillé, "Unequal probability sampling without
-  replacement through a splitting method", Biometrika 1998): samples duel in pairs, neighbours
-  in index order first, then the winners of neighbouring pairs, a tournament of sequential
-  passes instead of a shuffle of all ``N``.
+  in all, by two steps of the splitting method (Deville and Tillé, "Unequal probability
+  sampling without replacement through a splitting method", Biometrika 1998): one pivotal round
+  in which sample ``i`` duels sample ``i + N/2``, then systematic sampling of the survivors in
+  index order. A few passes over contiguous memory, no shuffle of all ``N``.
 
 Every result is exact whatever the sample: a bracket that misses only costs a slower search.
 Selections are bool masks (1 byte per sample); on the CPU, NumPy lists a mask's indices several
@@ -32,7 +32,9 @@ from torch import Tensor
 
 __all__ = [
     "largest",
+    "mask_indices",
     "proportional_subset",
+    "random_prefix",
     "random_subset",
     "shuffled_indices",
     "sum64",
@@ -67,12 +69,12 @@ def top_k_mask(
             above &= pool
             within &= pool
         num_above = int(above.count_nonzero())
-        band = _nonzero(within.logical_xor_(above))  # lo < x <= hi
+        band = mask_indices(within.logical_xor_(above))  # lo < x <= hi
         if not num_above < k <= num_above + band.numel():
             band = None
     if band is None:  # no bounds, or they missed: search everything
         above, num_above = torch.zeros(n, dtype=torch.bool, device=x.device), 0
-        band = torch.arange(n, device=x.device) if pool is None else _nonzero(pool)
+        band = torch.arange(n, device=x.device) if pool is None else mask_indices(pool)
     values = x.index_select(0, band)
     kth = torch.kthvalue(values, values.numel() - (k - num_above) + 1).values
     greater = values > kth
@@ -138,107 +140,136 @@ def random_subset(pool: Tensor, pool_size: int, k: int, generator: torch.Generat
     return top_k_mask(key, k, generator, (lo, hi), pool)
 
 
+def random_prefix(n: int, k: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """``torch.randperm(n)[:k]`` (int64), the same values from the same generator state, drawn
+    as 4-byte integers on the CPU: the shuffle then moves half the memory."""
+    if device.type != "cpu" or n > torch.iinfo(torch.int32).max:
+        return torch.randperm(n, generator=generator, device=device)[:k]
+    perm = torch.randperm(n, generator=generator, device=device, dtype=torch.int32)
+    return perm[:k].to(torch.int64)
+
+
 def shuffled_indices(mask: Tensor, generator: torch.Generator) -> Tensor:
     """The int64 indices where ``mask`` is set, in uniformly random order."""
     # 4-byte entries: a permutation of them is drawn about twice as fast as one of 8-byte
     # entries, and gathered faster too; widened once, in order, at the end.
     small = mask.numel() <= torch.iinfo(torch.int32).max
-    indices = _nonzero(mask, torch.int32 if small else torch.int64)
+    indices = mask_indices(mask, torch.int32 if small else torch.int64)
     k = indices.numel()
     dtype = torch.int32 if k <= torch.iinfo(torch.int32).max else torch.int64
     perm = torch.randperm(k, generator=generator, device=mask.device, dtype=dtype)
     return indices.index_select(0, perm).to(torch.int64)
 
 
-# Pairs per pass of the pivotal draw, and entries per slice of a float64 sum: their
-# temporaries stay a few MB whatever N is.
+# Entries per slice of the draw's and the float64 sums' passes: their temporaries stay a few
+# MB whatever N is.
 _CHUNK = 1 << 20
 
 
 def sum64(x: Tensor, where: Tensor | None = None) -> float:
     """The sum of ``x`` (of its entries where the mask ``where`` is set) accumulated in float64,
-    a slice at a time: ``x.sum(dtype=torch.float64)`` would first copy all of ``x`` to float64."""
-    total = 0.0
+    a slice at a time: ``x.sum(dtype=torch.float64)`` would first copy all of ``x`` to float64.
+    The total stays on ``x``'s device until the end (one read, not one per slice)."""
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
     for start in range(0, x.numel(), _CHUNK):
         part = x[start : start + _CHUNK].to(torch.float64)
         if where is not None:
             part.mul_(where[start : start + _CHUNK])
-        total += float(part.sum())
-    return total
+        total += part.sum()
+    return float(total)
 
 
 def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator) -> Tensor:
     """Bool mask of a draw that keeps sample ``i`` with probability exactly
     ``p_i = min(1, scale * weight[i])``, and exactly ``sum(p)`` samples in all.
 
-    ``sum(p)`` must be a whole number (up to float64 rounding). The pivotal method: two samples
-    with probabilities ``a`` and ``b`` duel; if ``a + b < 1`` one of them drops out (to 0) and
-    the other carries ``a + b``, else one is kept (1) and the other carries ``a + b - 1``, at
-    odds that keep each one's expected outcome. Every duel settles one sample and preserves the
-    sum, so a tournament over neighbours in index order settles all of them in ``log2(N)``
-    passes of shrinking length (2 N pairs' work in all). Two samples that meet early are
-    rarely both kept when their probabilities sum to less than 1.
+    ``sum(p)`` must be a whole number (up to float rounding). Two steps of the splitting method
+    (Deville and Tillé, "Unequal probability sampling without replacement through a splitting
+    method", Biometrika 1998), each of which keeps every sample's inclusion probability:
+
+    1. A pivotal round: sample ``i`` duels sample ``i + h`` (``h = ceil(N / 2)``). With
+       probabilities ``a`` and ``b``, if ``a + b < 1`` one of them drops out (to 0) and the
+       other carries ``a + b``, else one is kept (1) and the other carries ``a + b - 1``, at
+       odds that keep each one's expected outcome. Every duel settles one of its two samples.
+    2. Systematic sampling of the ``h`` survivors, in index order: with one uniform start
+       ``u``, survivor ``j`` is kept when ``floor(C_j + u) > floor(C_(j-1) + u)``, ``C`` the
+       running sum of what the survivors carry (float64). This keeps survivor ``j`` with
+       probability exactly what it carries, and exactly as many survivors as they carry in all.
+
+    Both steps are elementwise passes over contiguous halves (and one running sum), in slices
+    of ``_CHUNK``; they draw one float32 uniform per pair and one float64 start. Samples ``i``
+    and ``i + h`` are never both kept when ``p_i + p_(i+h) <= 1`` (and always when it is 2);
+    survivors next to each other in index order are rarely kept together when what they carry
+    sums to less than 1. Survivors that carry the same amount are kept at a regular spacing in
+    index order; the duels decide which sample of each pair that is, and every call draws its
+    duels and ``u`` afresh.
     """
     n = weight.numel()
     device = weight.device
-    index_dtype = torch.int32 if n < torch.iinfo(torch.int32).max else torch.int64
-    # entry n: the value-0 partner of an odd one out, dropped at the end
-    keep = torch.zeros(n + 1, dtype=torch.bool, device=device)
-    val: Tensor | None = None  # the first round reads ``weight``
-    idx: Tensor | None = None
-    m = n
-    while m > 1:
-        half = (m + 1) // 2
-        next_val = torch.empty(half, dtype=torch.float32, device=device)
-        next_idx = torch.empty(half, dtype=index_dtype, device=device)
-        for start in range(0, m, 2 * _CHUNK):
-            stop = min(m, start + 2 * _CHUNK)
-            i: Tensor | None = None
-            if val is None or idx is None:
-                v = weight[start:stop].to(torch.float64).mul_(scale).clamp_max_(1.0).float()
-            else:
-                v, i = val[start:stop], idx[start:stop]
-            if (stop - start) % 2:
-                v = torch.cat([v, v.new_zeros(1)])
-                if i is not None:
-                    i = torch.cat([i, i.new_full((1,), n)])
-            pairs = slice(start // 2, start // 2 + v.numel() // 2)
-            settle_a, high = _duel(v, generator, next_val[pairs])
-            if i is None:  # the first round: a pair is (start + 2j, start + 2j + 1)
-                pair_keep = keep[start : start + v.numel()].view(-1, 2)
-                pair_keep[:, 0] = settle_a & high
-                pair_keep[:, 1] = high.logical_and_(settle_a.logical_not_())  # a carries
-                # settle_a now says whether a carries: the carrier is start + 2j + 1 - that
-                carrier = torch.arange(start + 1, start + v.numel(), 2, dtype=index_dtype)
-                next_idx[pairs] = carrier.to(device).sub_(settle_a.to(index_dtype))
-            else:
-                ia, ib = i[0::2], i[1::2]
-                step = ib - ia
-                carrier = step.mul_(settle_a.to(index_dtype)).add_(ia)  # b when a settles
-                next_idx[pairs] = carrier
-                keep[(ia + ib).sub_(carrier).to(torch.int64)] = high
-        val, idx, m = next_val, next_idx, half
-    if val is None or idx is None:  # a single sample
-        keep[0] = bool(weight[0].to(torch.float64) * scale > 0.5)
-    else:  # what is left is a whole number: 0 or 1, up to rounding
-        keep[idx.to(torch.int64)] = val > 0.5
-    return keep[:n]
+    h = (n + 1) // 2  # survivors: one per pair, and the odd one out when n is odd
+    q = n - h  # pairs (i, i + h) for i < q
+    keep = torch.zeros(n, dtype=torch.bool, device=device)
+    carried = torch.empty(h, dtype=torch.float32, device=device)
+    second = torch.empty(q, dtype=torch.bool, device=device)  # whether i + h survives
+    for start in range(0, q, _CHUNK):
+        stop = min(q, start + _CHUNK)
+        a = _probabilities(weight[start:stop], scale)
+        b = _probabilities(weight[h + start : h + stop], scale)
+        settle_a, high = _duel(a, b, generator, carried[start:stop])
+        torch.logical_and(settle_a, high, out=keep[start:stop])
+        torch.logical_and(high, settle_a.logical_not(), out=keep[h + start : h + stop])
+        second[start:stop] = settle_a  # a settled: b carries on
+    if h > q:  # the odd one out carries its own probability
+        carried[q:] = _probabilities(weight[q : q + 1], scale)
+    # Systematic sampling of the survivors. Their total is a whole number up to float
+    # rounding (about 1e-4 at 1e8 samples); the running sums are capped at that whole number,
+    # so exactly that many are kept and the rounding lands on the last survivors.
+    need = round(sum64(carried))
+    start_u = torch.rand((), generator=generator, dtype=torch.float64, device=device)
+    cap = start_u + need
+    running = torch.zeros((), dtype=torch.float64, device=device)
+    previous = torch.zeros((), dtype=torch.float64, device=device)  # floor(u) = 0
+    chosen = torch.empty(h, dtype=torch.bool, device=device)
+    for start in range(0, h, _CHUNK):
+        stop = min(h, start + _CHUNK)
+        level = carried[start:stop].to(torch.float64).cumsum_(0).add_(running)
+        running = level[-1].clone()
+        if stop == h:  # the exact total
+            level[-1] = need
+        level = level.add_(start_u).clamp_max_(cap).floor_()
+        torch.gt(level[1:], level[:-1], out=chosen[start + 1 : stop])
+        chosen[start] = level[0] > previous
+        previous = level[-1].clone()
+    # A chosen survivor of pair i is sample i, or i + h when i settled.
+    first = chosen[:q]
+    keep[:q] |= first & second.logical_not()
+    keep[h:] |= first & second
+    if h > q:
+        keep[q] = chosen[q]
+    return keep
 
 
-def _duel(v: Tensor, generator: torch.Generator, out_val: Tensor) -> tuple[Tensor, Tensor]:
-    """One pivotal round over the pairs ``(a, b) = (v[0], v[1]), (v[2], v[3]), ...``.
+def _probabilities(weight: Tensor, scale: float) -> Tensor:
+    """``min(1, scale * weight)`` in float32, each product taken in float64 and rounded once."""
+    return weight.to(torch.float64).mul_(scale).clamp_max_(1.0).to(torch.float32)
+
+
+def _duel(
+    a: Tensor, b: Tensor, generator: torch.Generator, out_val: Tensor
+) -> tuple[Tensor, Tensor]:
+    """One pivotal round over the pairs ``(a[j], b[j])``.
 
     Returns whether ``a`` settles (else ``b`` does) and whether the settled one is kept (else
     dropped); the other one's new probability goes to ``out_val``. Arithmetic blends stand in
     for ``torch.where``, several times slower here.
     """
-    a, b = v[0::2], v[1::2]
     s = a + b
     high = s >= 1.0
     h = high.to(s.dtype)
     rest = torch.rsub(s, 1.0)
     # a settles (to 1 if high, else to 0) with probability num / den:
-    # (1 - b) / (2 - s) if high, else a / s; 0 / 0 (both 0, or both 1) never settles a
+    # (1 - b) / (2 - s) if high, else b / s. At 0 / 0 (both 0, or both 1) a is dropped and
+    # b carries 0, or b is kept and a carries 1.
     num = torch.addcmul(a, h, rest)
     den = torch.addcmul(s, h, rest, value=2.0)
     settle_a = torch.lt(_uniform(s.numel(), generator, s.device).mul_(den), num).eq_(high)
@@ -254,7 +285,7 @@ def _uniform(size: int, generator: torch.Generator, device: torch.device) -> Ten
     return bits.bitwise_and_(0xFFFFFF).to(torch.float32).mul_(2.0**-24)
 
 
-def _nonzero(mask: Tensor, dtype: torch.dtype = torch.int64) -> Tensor:
+def mask_indices(mask: Tensor, dtype: torch.dtype = torch.int64) -> Tensor:
     """Indices (``dtype``) of the set entries of a 1-D bool mask."""
     if mask.device.type == "cpu":  # NumPy's is several times faster than torch.nonzero here
         np_dtype = np.int32 if dtype == torch.int32 else np.int64

@@ -2,9 +2,11 @@ import pytest
 import torch
 
 import dynaprune._select as select_module
+import dynaprune.policies.sampled as sampled_module
 from dynaprune._select import (
     largest,
     proportional_subset,
+    random_prefix,
     random_subset,
     shuffled_indices,
     sum64,
@@ -124,6 +126,82 @@ def test_proportional_subset_keeps_each_sample_with_its_probability():
     assert torch.equal(hits[:3], torch.full((3,), float(runs)))
     sigma = (p * (1 - p) / runs).sqrt().clamp_min(1e-6)
     assert ((hits / runs - p).abs() / sigma).max() < 4.5
+
+
+@pytest.mark.parametrize("chunk", [2, 1 << 20])
+def test_proportional_subset_across_slices_and_with_certain_samples(monkeypatch, chunk):
+    # slices that cut both the duels and the running sums; probabilities of 0 and of 1 among
+    # the rest; an odd count, so one sample has no partner
+    monkeypatch.setattr(select_module, "_CHUNK", chunk)
+    n, k, runs = 21, 8, 6000
+    w = torch.rand(n, generator=gen(11)).add_(0.2)
+    w[[0, 11]] = 0.0  # a duel between two certain drops
+    w[[4, 15, 20]] = 50.0  # a duel between two certain keeps, and the odd one out
+    p = inclusion_probabilities(w, k).float()
+    c = inclusion_scale(w, k)
+    hits = torch.zeros(n)
+    for seed in range(runs):
+        mask = proportional_subset(w, c, gen(seed))
+        assert int(mask.sum()) == k
+        hits += mask.float()
+    assert hits[[0, 11]].sum() == 0 and bool((hits[[4, 15, 20]] == runs).all())
+    sigma = (p * (1 - p) / runs).sqrt().clamp_min(1e-6)
+    assert ((hits / runs - p).abs() / sigma).max() < 4.5
+
+
+def test_proportional_subset_duels_sample_i_with_sample_i_plus_half():
+    # probabilities 1/2 everywhere: every duel keeps exactly one of i and i + n/2, at random
+    n = 1000
+    masks = torch.stack([proportional_subset(torch.ones(n), 0.5, gen(s)) for s in range(200)])
+    assert bool((masks[:, : n // 2] ^ masks[:, n // 2 :]).all())
+    assert 0.4 < float(masks[:, : n // 2].float().mean()) < 0.6
+
+
+@pytest.mark.parametrize("n", [10, 100_003, 2_000_000])
+@pytest.mark.parametrize("shape", ["flat", "skewed", "few_capped", "many_capped"])
+def test_proportional_subset_exact_size_at_scale(n, shape):
+    g = gen(n)
+    if shape == "flat":
+        w = torch.ones(n)
+    elif shape == "skewed":
+        w = torch.rand(n, generator=g).pow_(6).add_(1e-4)
+    elif shape == "few_capped":
+        w = torch.rand(n, generator=g).add_(0.5)
+        w[:: max(1, n // 7)] = 1e6
+    else:
+        w = torch.rand(n, generator=g).pow_(20).add_(1e-6)  # most of the mass in a few
+    for k in {1, n // 3, n // 2, n - 1}:
+        c = inclusion_scale(w, k)
+        assert int(proportional_subset(w, c, gen(k)).sum()) == k
+
+
+def test_inclusion_scale_equals_the_rounds_over_all_weights(monkeypatch):
+    w = torch.rand(300_000, generator=gen(3)).pow_(4).add_(0.01)
+    for k in (3_000, 100_000, 150_000, 290_000):
+        total = sum64(w)
+        full = sampled_module._solve_caps(w, k, total)
+        assert inclusion_scale(w, k) == pytest.approx(full, rel=1e-12)
+        p = inclusion_probabilities(w, k)
+        assert float(p.sum()) == pytest.approx(k, abs=1e-6)
+    # a floor above the final threshold leaves capped weights out: all weights are searched
+    expected = sampled_module._solve_caps(w, 150_000, sum64(w))
+    assert 1.0 / expected < 0.9
+    searched = []
+    solve = sampled_module._solve_caps
+    monkeypatch.setattr(sampled_module, "_threshold_floor", lambda weight, k: 0.9)
+    monkeypatch.setattr(
+        sampled_module, "_solve_caps", lambda x, *a: searched.append(x.numel()) or solve(x, *a)
+    )
+    assert inclusion_scale(w, 150_000) == pytest.approx(expected, rel=1e-12)
+    assert searched[-1] == w.numel() and searched[0] < w.numel()
+
+
+@pytest.mark.parametrize("n", [1, 2, 1000, 70_000])
+def test_random_prefix_is_the_prefix_of_randperm(n):
+    for k in {0, 1, n // 2, n}:
+        expected = torch.randperm(n, generator=gen(n))[:k]
+        got = random_prefix(n, k, gen(n), torch.device("cpu"))
+        assert got.dtype == torch.int64 and torch.equal(got, expected)
 
 
 def test_largest_within_a_pool_is_the_top_k_of_the_pool():

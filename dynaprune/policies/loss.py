@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from dynaprune._checks import check_choice
-from dynaprune._select import largest, random_subset, shuffled_indices, sum64
+from dynaprune._select import largest, random_prefix, random_subset, shuffled_indices, sum64
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, Selection
 
@@ -65,8 +65,8 @@ class UniformPolicy(PruningPolicy):
     """
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
-        perm = torch.randperm(stats.num_samples, generator=generator, device=stats.device)
-        return Selection(perm[:num_keep], None, shuffled=True)
+        indices = random_prefix(stats.num_samples, num_keep, generator, stats.device)
+        return Selection(indices, None, shuffled=True)
 
 
 def _greedy(

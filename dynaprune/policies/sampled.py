@@ -16,9 +16,10 @@
 * ``importance`` — importance sampling proportional to loss with unbiased weights (after
   Katharopoulos & Fleuret, "Not All Samples Are Created Equal", ICML 2018): inclusion
   probabilities ``π_i ∝ (1 - mix) · loss_i / mean(loss) + mix``, capped at 1, summing exactly
-  to the budget; a pivotal draw (Deville & Tillé, Biometrika 1998) keeps exactly ``k`` samples
-  with exactly these probabilities, each weighted ``(k / N) / π_i`` (1 on average), so the
-  weighted batch loss is an unbiased estimate of the full data set's mean loss at every step.
+  to the budget; a splitting draw (one pivotal round, then systematic sampling; Deville & Tillé,
+  Biometrika 1998) keeps exactly ``k`` samples with exactly these probabilities, each weighted
+  ``(k / N) / π_i`` (1 on average), so the weighted batch loss is an unbiased estimate of the
+  full data set's mean loss at every step.
 
 Unseen samples (no recorded loss yet) rank first, as in every dynaprune score policy; NaN scores
 count as unseen.
@@ -35,7 +36,9 @@ from torch import Tensor
 from dynaprune._checks import check_fraction
 from dynaprune._select import (
     largest,
+    mask_indices,
     proportional_subset,
+    random_prefix,
     random_subset,
     shuffled_indices,
     sum64,
@@ -145,15 +148,58 @@ def inclusion_probabilities(weight: Tensor, k: int) -> Tensor:
     return weight.to(torch.float64).mul_(inclusion_scale(weight, k)).clamp_max_(1.0)
 
 
-def inclusion_scale(weight: Tensor, k: int) -> float:
-    """The ``c`` of :func:`inclusion_probabilities`, for positive float32 (or float64) weights.
+def inclusion_scale(weight: Tensor, k: int, total: float | None = None) -> float:
+    """The ``c`` of :func:`inclusion_probabilities`, for positive float32 (or float64) weights
+    (``total``: their float64 sum, if known).
 
     Each round caps the samples with ``c · weight_i > 1`` and solves ``c`` for the rest; the
     capped set only grows, and the rounds stop when it does not (a handful of passes). The cap
     is decided by comparing ``weight`` with the float threshold that gives exactly the float64
     products' verdict, so the capped set and ``min(1, c · weight_i)`` agree on every sample.
+    On large inputs the rounds run over the few weights above a lower bound for the final
+    threshold, estimated from a strided sample; if the bound turns out too high, they run again
+    over all weights, so the result never depends on the sample.
     """
-    total = sum64(weight)
+    total = sum64(weight) if total is None else total
+    if weight.numel() > _BRACKET_ABOVE:
+        floor = _threshold_floor(weight, k)
+        if floor > -math.inf:
+            candidates = weight.index_select(0, mask_indices(weight > floor, torch.int32))
+            c = _solve_caps(candidates, k, total)
+            if _cap_threshold(c, weight.dtype) >= floor:  # no capped weight was left out
+                return c
+    return _solve_caps(weight, k, total)
+
+
+# Above this many weights, the capping rounds run over the weights above a sampled floor.
+_BRACKET_ABOVE = 1 << 16
+_BRACKET_SAMPLE = 1 << 14
+
+
+def _threshold_floor(weight: Tensor, k: int) -> float:
+    """A value that the final cap threshold of ``weight`` most likely exceeds: solve the caps
+    on a strided sample, and step down five standard errors of the capped share in it (or
+    ``-inf`` when that leaves nothing out)."""
+    n = weight.numel()
+    sample = weight[:: max(1, n // _BRACKET_SAMPLE)].to(torch.float64).sort(descending=True).values
+    m = sample.numel()
+    above = sample.cumsum(0).tolist()
+    values = sample.tolist()
+    budget, num_capped = k * m / n, 0
+    c = budget / above[-1]
+    while values[num_capped] * c > 1.0:
+        num_capped += 1
+        if num_capped == m:
+            return -math.inf
+        c = (budget - num_capped) / (above[-1] - above[num_capped - 1])
+    share = num_capped / m
+    rank = math.ceil(m * share + 5.0 * math.sqrt(m * max(share * (1.0 - share), 1.0 / m))) + 1
+    return values[rank] if rank < m else -math.inf
+
+
+def _solve_caps(weight: Tensor, k: int, total: float) -> float:
+    """:func:`inclusion_scale`'s rounds over ``weight``, which holds every weight that ends up
+    capped (``total``: the sum of all weights)."""
     num_capped, c = 0, k / total
     for _ in range(64):
         over = weight > _cap_threshold(c, weight.dtype)
@@ -180,12 +226,12 @@ def _cap_threshold(c: float, dtype: torch.dtype) -> float:
 class ImportancePolicy(PruningPolicy):
     """Loss-proportional sampling of exactly ``num_keep`` samples, with unbiased weights.
 
-    The draw is the pivotal method (:func:`dynaprune._select.proportional_subset`): exact
-    inclusion probabilities and an exact size in a few sequential passes, without shuffling all
-    ``N`` samples. Two samples that meet early in its tournament (neighbours in index order) are
-    rarely kept together, so each epoch spreads over the index range. It replaced a systematic
-    draw in a random order, with the same inclusion probabilities but other subsets for a seed
-    (see "Random streams" in docs/performance.md).
+    The draw (:func:`dynaprune._select.proportional_subset`) is one pivotal round, in which
+    sample ``i`` duels sample ``i + N/2``, and systematic sampling of the survivors: exact
+    inclusion probabilities and an exact size in a few passes, without shuffling all ``N``
+    samples. The two samples of a duel are rarely kept together when their probabilities sum to
+    less than 1. Earlier versions drew other subsets for a seed, with the same inclusion
+    probabilities (see "Random streams" in docs/performance.md).
 
     Args:
         mix: share of the sampling weight spread uniformly, in ``(0, 1]``: weight
@@ -206,21 +252,23 @@ class ImportancePolicy(PruningPolicy):
         n = stats.num_samples
         _, unknown, num_unknown = _scores(stats)
         if num_unknown == n or num_keep == n:
-            idx = torch.randperm(n, generator=generator, device=stats.device)[:num_keep]
+            idx = random_prefix(n, num_keep, generator, stats.device)
             return Selection(idx, torch.ones(idx.shape, device=idx.device), shuffled=True)
         # The sampling weight, built in place in one float32 tensor (4 bytes per sample).
-        weight = stats.mean.clamp_min(0.0).masked_fill_(unknown, 0.0)
-        top = weight.amax()
-        weight.masked_fill_(unknown, top)  # unseen: as likely as the hardest seen one
+        weight = stats.mean.clamp_min(0.0)
+        if num_unknown:
+            weight.masked_fill_(unknown, 0.0)
+            weight.masked_fill_(unknown, weight.amax())  # unseen: as likely as the hardest seen
         del unknown
-        mean = weight.mean().clamp_min(torch.finfo(torch.float32).tiny)
-        weight.mul_(1.0 - self.mix).div_(mean).add_(self.mix)
-        c = inclusion_scale(weight, num_keep)
+        mean = max(sum64(weight) / n, torch.finfo(torch.float32).tiny)
+        weight.mul_((1.0 - self.mix) / mean).add_(self.mix)
+        c = inclusion_scale(weight, num_keep, sum64(weight))
         keep = proportional_subset(weight, c, generator)
         idx = shuffled_indices(keep, generator)
         del keep
         # (k / N) / π_i: the weights average 1 in expectation (off by O(1 / sqrt(k)) in any
-        # one epoch), so the step size stays the learning rate's.
-        prob = weight.index_select(0, idx).to(torch.float64).mul_(c).clamp_max_(1.0)
-        weights = torch.div(num_keep / n, prob).to(torch.float32)
+        # one epoch), so the step size stays the learning rate's. float32 throughout: the
+        # weights are float32, and only the draw needs the products' float64 rounding.
+        weights = weight.index_select(0, idx).mul_(c).clamp_max_(1.0).reciprocal_()
+        weights.mul_(num_keep / n)
         return Selection(idx, weights, shuffled=True)
