@@ -52,7 +52,8 @@ __all__ = ["ImportancePolicy", "InfoBatchPolicy", "PoolTopPolicy"]
 def _scores(stats: LossStatistics) -> tuple[Tensor, Tensor, int]:
     """The moving-average loss, the mask of samples with nothing known (unseen or NaN), and
     its count."""
-    unknown = (stats.seen == 0) | stats.mean.isnan()
+    unknown = stats.mean.isnan()
+    unknown |= stats.seen == 0
     return stats.mean, unknown, int(unknown.count_nonzero())
 
 
