@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dynaprune import POLICIES, DynamicPruningSampler
 from dynaprune.core._inputs import must_follow
+from dynaprune.core.schedule import epoch_generator
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -179,6 +180,35 @@ def test_resume_mid_epoch_continues_after_the_last_recorded_batch(policy):
         second.update((idx.float() * 0.37 + 1) % 5.0)
     assert torch.equal(second.stats.mean, full.stats.mean)
     assert torch.equal(second.stats.count, full.stats.count)
+
+
+def test_epoch_order_is_kept_in_four_bytes_and_batches_come_out_as_int64():
+    sampler = DynamicPruningSampler(60, 0.5, "ucb", seed=2)
+    run_epoch(sampler, 0, batch_size=8)
+    sampler.set_epoch(1)
+    order = list(sampler)
+    state = sampler.state_dict()
+    assert state["plan"]["order"].dtype == torch.int32
+    assert sampler.batch_indices(8).dtype == torch.int64
+    assert sampler.batch_indices(8).tolist() == order[:8]
+    sampler.update(torch.ones(8))
+    # a checkpoint written with int64 orders (earlier versions) resumes the same way
+    state = sampler.state_dict()
+    state["plan"]["order"] = state["plan"]["order"].to(torch.int64)
+    resumed = DynamicPruningSampler(60, 0.5, "ucb", seed=2)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(1)
+    assert list(resumed) == order[8:]
+    assert resumed.batch_indices(8).dtype == torch.int64
+
+
+def test_full_epochs_draw_the_permutation_of_torch_randperm():
+    # warm-up epochs hand out randperm(n) of the sampler's generator, as before the order was
+    # kept in four bytes
+    sampler = DynamicPruningSampler(100_000, 0.5, warmup_epochs=1, seed=5)
+    sampler.set_epoch(0)
+    expected = torch.randperm(100_000, generator=epoch_generator(5, 0, torch.device("cpu")))
+    assert list(sampler) == expected.tolist()
 
 
 def test_state_from_another_data_set_size_is_rejected():

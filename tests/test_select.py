@@ -87,7 +87,7 @@ def test_random_subset_is_uniform():
 def test_shuffled_indices_is_a_permutation_of_the_mask(n):
     mask = torch.rand(n, generator=gen(4)) < 0.5
     idx = shuffled_indices(mask, gen())
-    assert idx.dtype == torch.int64
+    assert idx.dtype == torch.int32  # 4-byte indices below 2**31 samples
     assert torch.equal(idx.sort().values, mask.nonzero().view(-1))
     assert torch.equal(idx, shuffled_indices(mask, gen()))
     if n > 10:
@@ -183,12 +183,19 @@ def test_inclusion_scale_equals_the_rounds_over_all_weights(monkeypatch):
         assert inclusion_scale(w, k) == pytest.approx(full, rel=1e-12)
         p = inclusion_probabilities(w, k)
         assert float(p.sum()) == pytest.approx(k, abs=1e-6)
+    # a start above the solution is noticed in the first round; one below it is raised to it
+    total = sum64(w)
+    solved = sampled_module._solve_caps(w, 150_000, total)
+    for start in (solved * 10, solved * 1.001, solved * 0.999, solved / 10):
+        assert sampled_module._solve_caps(w, 150_000, total, start) == pytest.approx(
+            solved, rel=1e-12
+        )
     # a floor above the final threshold leaves capped weights out: all weights are searched
     expected = sampled_module._solve_caps(w, 150_000, sum64(w))
     assert 1.0 / expected < 0.9
     searched = []
     solve = sampled_module._solve_caps
-    monkeypatch.setattr(sampled_module, "_threshold_floor", lambda weight, k: 0.9)
+    monkeypatch.setattr(sampled_module, "_bracket", lambda weight, k: (0.9, 0.0))
     monkeypatch.setattr(
         sampled_module, "_solve_caps", lambda x, *a: searched.append(x.numel()) or solve(x, *a)
     )
@@ -201,7 +208,7 @@ def test_random_prefix_is_the_prefix_of_randperm(n):
     for k in {0, 1, n // 2, n}:
         expected = torch.randperm(n, generator=gen(n))[:k]
         got = random_prefix(n, k, gen(n), torch.device("cpu"))
-        assert got.dtype == torch.int64 and torch.equal(got, expected)
+        assert got.dtype == torch.int32 and torch.equal(got.long(), expected)
 
 
 def test_largest_within_a_pool_is_the_top_k_of_the_pool():

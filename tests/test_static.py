@@ -13,7 +13,7 @@ def gen(seed=0):
 def kept(policy, n, k, epoch=0):
     sel = policy.select(LossStatistics(n), k, gen(epoch))
     assert sel.shuffled and sel.weights is None
-    assert sel.indices.dtype == torch.int64 and sel.indices.numel() == k
+    assert sel.indices.dtype == torch.int32 and sel.indices.numel() == k
     assert sel.indices.unique().numel() == k
     return sel.indices
 

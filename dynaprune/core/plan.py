@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from dynaprune._checks import check_bool, check_count, check_index_tensor, check_weight_tensor
+from dynaprune._select import index_dtype, random_prefix
 from dynaprune.core.distributed import Sharding, shard_length, shard_order
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, check_selection
@@ -43,7 +44,8 @@ class EpochPlan:
 
     Args:
         epoch: the epoch planned.
-        order: the epoch's order over all ranks (int64, on the statistics' device).
+        order: the epoch's order over all ranks (integers on the statistics' device), kept as
+            4-byte integers below 2**31 samples (8 above).
         weights: loss weight of each entry of ``order``, or ``None`` for weight 1.
         num_samples: samples in the data set.
         sharding: this rank's part of the epoch.
@@ -71,6 +73,7 @@ class EpochPlan:
         policy: str | None = None,
         cursor: int = 0,
     ) -> None:
+        order = order.to(index_dtype(num_samples))  # half the memory of int64 per entry
         self.epoch, self.order, self.weights = epoch, order, weights
         self.num_samples, self.sharding, self.policy = num_samples, sharding, policy
         replicas, rank, drop_last = sharding.num_replicas, sharding.rank, sharding.drop_last
@@ -120,7 +123,7 @@ class EpochPlan:
         """
         n, device = stats.num_samples, stats.device
         if num_keep is None:
-            order = torch.randperm(n, generator=generator, device=device)
+            order = random_prefix(n, n, generator, device)  # randperm(n), as 4-byte integers
             return cls(epoch, order, None, num_samples=n, sharding=sharding)
         selection = policy.select(stats, num_keep, generator)
         trusted = type(policy).__module__ in _TRUSTED_MODULES
@@ -194,7 +197,7 @@ class EpochPlan:
         """
         if indices is None:
             pos = self.positions(size)
-            idx = self.shard[pos]
+            idx = self.shard[pos].to(torch.int64)
             weights = None if self.shard_weights is None else self.shard_weights[pos]
             valid = None
             if pos.stop > self.num_valid:  # padding repeats samples recorded elsewhere
@@ -237,7 +240,7 @@ class EpochPlan:
 
     def next_indices(self, size: int) -> Tensor:
         """Sample indices of the next ``size`` losses, matched by position, without advancing."""
-        return self.shard[self.positions(size)]
+        return self.shard[self.positions(size)].to(torch.int64)
 
     def _members_of(self, indices: Tensor) -> Tensor:
         """Whether each of ``indices`` is in this (pruned) epoch. On the CPU a stranger raises at

@@ -24,7 +24,7 @@ class Selection(NamedTuple):
     """The result of :meth:`PruningPolicy.select`.
 
     Attributes:
-        indices: int64 indices of the kept samples, on the statistics' device.
+        indices: integer (int32 or int64) indices of the kept samples, on the statistics' device.
         weights: float32 loss weight of each kept sample, or ``None`` for weight 1.
         shuffled: ``True`` where ``indices`` is already in uniformly random order, as the
             built-in policies return it; otherwise the sampler shuffles it.
@@ -88,4 +88,4 @@ def check_selection(
         order = check_index_tensor(f"{where} indices", order, n)
         if weights is not None:
             weights = check_weight_tensor(f"{where} weights", weights, num_keep)
-    return order.to(torch.int64), weights
+    return order, weights

@@ -234,7 +234,7 @@ class SoftPolicy(PruningPolicy):
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples
         if num_keep == n:
-            idx = torch.randperm(n, generator=generator, device=stats.device)
+            idx = random_prefix(n, n, generator, stats.device)
             return Selection(idx, torch.ones(n, device=stats.device), shuffled=True)
         unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())

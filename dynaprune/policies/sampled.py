@@ -163,10 +163,10 @@ def inclusion_scale(weight: Tensor, k: int, total: float | None = None) -> float
     """
     total = sum64(weight) if total is None else total
     if weight.numel() > _BRACKET_ABOVE:
-        floor = _threshold_floor(weight, k)
+        floor, start = _bracket(weight, k)
         if floor > -math.inf:
             candidates = weight.index_select(0, mask_indices(weight > floor, torch.int32))
-            c = _solve_caps(candidates, k, total)
+            c = _solve_caps(candidates, k, total, start)
             if _cap_threshold(c, weight.dtype) >= floor:  # no capped weight was left out
                 return c
     return _solve_caps(weight, k, total)
@@ -177,10 +177,11 @@ _BRACKET_ABOVE = 1 << 16
 _BRACKET_SAMPLE = 1 << 14
 
 
-def _threshold_floor(weight: Tensor, k: int) -> float:
-    """A value that the final cap threshold of ``weight`` most likely exceeds: solve the caps
-    on a strided sample, and step down five standard errors of the capped share in it (or
-    ``-inf`` when that leaves nothing out)."""
+def _bracket(weight: Tensor, k: int) -> tuple[float, float]:
+    """``(floor, start)``: a value that the final cap threshold of ``weight`` most likely
+    exceeds (``-inf`` when that would leave nothing out), and a ``c`` most likely below the
+    final one. The caps are solved on a strided sample, and the capped share in it moved five
+    standard errors either way."""
     n = weight.numel()
     sample = weight[:: max(1, n // _BRACKET_SAMPLE)].to(torch.float64).sort(descending=True).values
     m = sample.numel()
@@ -191,25 +192,35 @@ def _threshold_floor(weight: Tensor, k: int) -> float:
     while values[num_capped] * c > 1.0:
         num_capped += 1
         if num_capped == m:
-            return -math.inf
+            return -math.inf, 0.0
         c = (budget - num_capped) / (above[-1] - above[num_capped - 1])
     share = num_capped / m
-    rank = math.ceil(m * share + 5.0 * math.sqrt(m * max(share * (1.0 - share), 1.0 / m))) + 1
-    return values[rank] if rank < m else -math.inf
+    margin = 5.0 * math.sqrt(m * max(share * (1.0 - share), 1.0 / m))
+    low, high = math.ceil(m * share + margin) + 1, math.floor(m * share - margin) - 1
+    floor = values[low] if low < m else -math.inf
+    return floor, (1.0 / values[high] if high >= 0 else 0.0)
 
 
-def _solve_caps(weight: Tensor, k: int, total: float) -> float:
+def _solve_caps(weight: Tensor, k: int, total: float, start: float = 0.0) -> float:
     """:func:`inclusion_scale`'s rounds over ``weight``, which holds every weight that ends up
-    capped (``total``: the sum of all weights)."""
-    num_capped, c = 0, k / total
-    for _ in range(64):
+    capped (``total``: the sum of all weights), from ``c = max(start, k / total)``.
+
+    From below the final ``c`` the rounds only raise it, and stop at it: a round that caps no
+    more than the last one has solved ``sum(min(1, c · weight)) = k``. A ``start`` above it is
+    seen in the first round, which then starts again from ``k / total``.
+    """
+    c, num_capped = max(start, k / total), -1
+    while True:
         over = weight > _cap_threshold(c, weight.dtype)
         count = int(over.count_nonzero())
         if count == num_capped:
-            break
+            return c
+        capped = sum64(weight, over)
+        if num_capped < 0 and count + c * (total - capped) > k and c > k / total:
+            c = k / total  # started above the solution
+            continue
         num_capped = count
-        c = (k - num_capped) / (total - sum64(weight, over))
-    return c
+        c = (k - count) / (total - capped)
 
 
 def _cap_threshold(c: float, dtype: torch.dtype) -> float:
