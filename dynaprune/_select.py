@@ -31,6 +31,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CHUNK",
+    "affine_sum64",
     "index_dtype",
     "largest",
     "mask_indices",
@@ -167,7 +169,7 @@ def shuffled_indices(mask: Tensor, generator: torch.Generator) -> Tensor:
 
 # Entries per slice of the draw's and the float64 sums' passes: their temporaries stay a few
 # MB whatever N is.
-_CHUNK = 1 << 20
+CHUNK = 1 << 20
 
 
 def sum64(x: Tensor, where: Tensor | None = None) -> float:
@@ -175,11 +177,20 @@ def sum64(x: Tensor, where: Tensor | None = None) -> float:
     a slice at a time: ``x.sum(dtype=torch.float64)`` would first copy all of ``x`` to float64.
     The total stays on ``x``'s device until the end (one read, not one per slice)."""
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.numel(), _CHUNK):
-        part = x[start : start + _CHUNK].to(torch.float64)
+    for start in range(0, x.numel(), CHUNK):
+        part = x[start : start + CHUNK].to(torch.float64)
         if where is not None:
-            part.mul_(where[start : start + _CHUNK])
+            part.mul_(where[start : start + CHUNK])
         total += part.sum()
+    return float(total)
+
+
+def affine_sum64(x: Tensor, scale: float, shift: float) -> float:
+    """``x <- scale * x + shift`` in place, and the float64 sum of the result: one pass, a
+    slice at a time (each slice summed while it is in cache)."""
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for start in range(0, x.numel(), CHUNK):
+        total += x[start : start + CHUNK].mul_(scale).add_(shift).sum(dtype=torch.float64)
     return float(total)
 
 
@@ -201,7 +212,7 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
        probability exactly what it carries, and exactly as many survivors as they carry in all.
 
     Both steps are elementwise passes over contiguous halves (and one running sum), in slices
-    of ``_CHUNK``; they draw one float32 uniform per pair and one float64 start. Samples ``i``
+    of ``CHUNK``; they draw one float32 uniform per pair and one float64 start. Samples ``i``
     and ``i + h`` are never both kept when ``p_i + p_(i+h) <= 1`` (and always when it is 2);
     survivors next to each other in index order are rarely kept together when what they carry
     sums to less than 1. Survivors that carry the same amount are kept at a regular spacing in
@@ -215,8 +226,8 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
     keep = torch.zeros(n, dtype=torch.bool, device=device)
     carried = torch.empty(h, dtype=torch.float32, device=device)
     second = torch.empty(q, dtype=torch.bool, device=device)  # whether i + h survives
-    for start in range(0, q, _CHUNK):
-        stop = min(q, start + _CHUNK)
+    for start in range(0, q, CHUNK):
+        stop = min(q, start + CHUNK)
         a = _probabilities(weight[start:stop], scale)
         b = _probabilities(weight[h + start : h + stop], scale)
         settle_a, high = _duel(a, b, generator, carried[start:stop])
@@ -234,8 +245,8 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
     running = torch.zeros((), dtype=torch.float64, device=device)
     previous = torch.zeros((), dtype=torch.float64, device=device)  # floor(u) = 0
     chosen = torch.empty(h, dtype=torch.bool, device=device)
-    for start in range(0, h, _CHUNK):
-        stop = min(h, start + _CHUNK)
+    for start in range(0, h, CHUNK):
+        stop = min(h, start + CHUNK)
         level = carried[start:stop].to(torch.float64).cumsum_(0).add_(running)
         running = level[-1].clone()
         if stop == h:  # the exact total

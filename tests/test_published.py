@@ -121,6 +121,25 @@ def test_importance_inclusion_is_proportional_and_weights_unbiased() -> None:
     assert math.isclose(estimate / runs, float(losses.mean()), rel_tol=0.03)
 
 
+@pytest.mark.parametrize("chunk", [3, 1 << 20])
+def test_importance_gives_unknown_samples_the_hardest_seen_weight(monkeypatch, chunk) -> None:
+    import dynaprune.policies.sampled as sampled_module
+
+    monkeypatch.setattr(sampled_module, "CHUNK", chunk)  # slices of the weight pass
+    losses = torch.full((90,), 0.1)
+    losses[40] = 100.0  # the hardest seen sample: capped at probability 1
+    stats = _stats(losses, unseen=5)
+    stats.mean[[3, 7, 11, 13]] = math.nan  # nothing known: weighed like the unseen
+    stats.mean[20] = -1.0  # a negative loss weighs as 0
+    certain = {40, 3, 7, 11, 13, 90, 91, 92, 93, 94}
+    for seed in range(20):
+        sel = ImportancePolicy(mix=0.5).select(stats, 30, _gen(seed))
+        kept = set(sel.indices.tolist())
+        assert len(kept) == 30 and certain <= kept
+        by_index = dict(zip(sel.indices.tolist(), _weights(sel).tolist(), strict=True))
+        assert all(by_index[i] == pytest.approx(30 / 95) for i in certain)  # (k / N) / 1
+
+
 def test_importance_before_any_loss_is_uniform_with_weight_one() -> None:
     sel = ImportancePolicy().select(LossStatistics(50), 20, _gen())
     assert sel.indices.unique().numel() == 20 and bool((_weights(sel) == 1).all())

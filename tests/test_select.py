@@ -106,7 +106,7 @@ def test_same_generator_seed_same_result():
 @pytest.mark.parametrize("chunk", [1, 3, 1 << 20])
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 50, 1001])
 def test_proportional_subset_has_the_exact_size(monkeypatch, chunk, n):
-    monkeypatch.setattr(select_module, "_CHUNK", chunk)  # odd slices and their padding
+    monkeypatch.setattr(select_module, "CHUNK", chunk)  # odd slices and their padding
     w = torch.rand(n, generator=gen(n)).pow_(3).add_(0.05)
     for k in {1, n // 3, n - 1, n} - {0}:
         c = inclusion_scale(w, k)
@@ -132,7 +132,7 @@ def test_proportional_subset_keeps_each_sample_with_its_probability():
 def test_proportional_subset_across_slices_and_with_certain_samples(monkeypatch, chunk):
     # slices that cut both the duels and the running sums; probabilities of 0 and of 1 among
     # the rest; an odd count, so one sample has no partner
-    monkeypatch.setattr(select_module, "_CHUNK", chunk)
+    monkeypatch.setattr(select_module, "CHUNK", chunk)
     n, k, runs = 21, 8, 6000
     w = torch.rand(n, generator=gen(11)).add_(0.2)
     w[[0, 11]] = 0.0  # a duel between two certain drops

@@ -35,6 +35,8 @@ from torch import Tensor
 
 from dynaprune._checks import check_fraction
 from dynaprune._select import (
+    CHUNK,
+    affine_sum64,
     largest,
     mask_indices,
     proportional_subset,
@@ -55,6 +57,25 @@ def _scores(stats: LossStatistics) -> tuple[Tensor, Tensor, int]:
     unknown = stats.mean.isnan()
     unknown |= stats.seen == 0
     return stats.mean, unknown, int(unknown.count_nonzero())
+
+
+def _clamped_losses(stats: LossStatistics) -> tuple[Tensor, Tensor, int, float]:
+    """``max(0, mean loss)`` of each sample (0 where nothing is known), the mask of samples with
+    nothing known (unseen or NaN), their count, and the float64 sum of the first: one pass, a
+    slice at a time."""
+    mean, seen = stats.mean, stats.seen
+    weight = torch.empty_like(mean)
+    unknown = torch.empty(mean.shape, dtype=torch.bool, device=mean.device)
+    total = torch.zeros((), dtype=torch.float64, device=mean.device)
+    count = torch.zeros((), dtype=torch.int64, device=mean.device)
+    for start in range(0, mean.numel(), CHUNK):
+        part = slice(start, start + CHUNK)
+        missing = torch.eq(seen[part], 0, out=unknown[part])
+        missing |= mean[part].isnan()
+        clamped = torch.clamp_min(mean[part], 0.0, out=weight[part]).masked_fill_(missing, 0.0)
+        total += clamped.sum(dtype=torch.float64)
+        count += missing.sum()
+    return weight, unknown, int(count), float(total)
 
 
 class InfoBatchPolicy(PruningPolicy):
@@ -262,19 +283,18 @@ class ImportancePolicy(PruningPolicy):
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples
-        _, unknown, num_unknown = _scores(stats)
+        # The sampling weight, built in place in one float32 tensor (4 bytes per sample).
+        weight, unknown, num_unknown, loss_total = _clamped_losses(stats)
         if num_unknown == n or num_keep == n:
             idx = random_prefix(n, num_keep, generator, stats.device)
             return Selection(idx, torch.ones(idx.shape, device=idx.device), shuffled=True)
-        # The sampling weight, built in place in one float32 tensor (4 bytes per sample).
-        weight = stats.mean.clamp_min(0.0)
-        if num_unknown:
-            weight.masked_fill_(unknown, 0.0)
-            weight.masked_fill_(unknown, weight.amax())  # unseen: as likely as the hardest seen
+        if num_unknown:  # unseen: as likely as the hardest seen one
+            weight.masked_fill_(unknown, weight.amax())
+            loss_total = sum64(weight)
         del unknown
-        mean = max(sum64(weight) / n, torch.finfo(torch.float32).tiny)
-        weight.mul_((1.0 - self.mix) / mean).add_(self.mix)
-        c = inclusion_scale(weight, num_keep, sum64(weight))
+        mean = max(loss_total / n, torch.finfo(torch.float32).tiny)
+        total = affine_sum64(weight, (1.0 - self.mix) / mean, self.mix)
+        c = inclusion_scale(weight, num_keep, total)
         keep = proportional_subset(weight, c, generator)
         idx = shuffled_indices(keep, generator)
         del keep
