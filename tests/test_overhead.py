@@ -39,3 +39,17 @@ def test_overhead_benchmark_writes_the_json(tmp_path):
     assert result["update_fraction_of_step"] > 0
     assert result["bytes_per_sample"] == 16
     assert result["end_to_end"]["speedup"] > 0
+
+
+def test_importance_steps_time_every_step():
+    spec = importlib.util.spec_from_file_location("steps", SCRIPT.parent / "importance_steps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    try:
+        medians = module.main(["--n", "70000", "--laps", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    steps = [name for name in medians if name not in ("randperm(N)", "all steps")]
+    assert len(steps) == 6 and all(medians[name] > 0 for name in medians)
+    assert medians["all steps"] == sum(medians[name] for name in steps)

@@ -59,6 +59,16 @@ def _scores(stats: LossStatistics) -> tuple[Tensor, Tensor, int]:
     return stats.mean, unknown, int(unknown.count_nonzero())
 
 
+def kept_weights(weight: Tensor, idx: Tensor, c: float, share: float) -> Tensor:
+    """``share / π_i`` of the samples ``idx``, ``π_i = min(1, c · weight_i)``.
+
+    With ``share = k / N`` the weights average 1 in expectation (off by O(1 / sqrt(k)) in any
+    one epoch), so the step size stays the learning rate's. float32 throughout: the weights are
+    float32, and only the draw needs the products' float64 rounding.
+    """
+    return weight.index_select(0, idx).mul_(c).clamp_max_(1.0).reciprocal_().mul_(share)
+
+
 def _clamped_losses(stats: LossStatistics) -> tuple[Tensor, Tensor, int, float]:
     """``max(0, mean loss)`` of each sample (0 where nothing is known), the mask of samples with
     nothing known (unseen or NaN), their count, and the float64 sum of the first: one pass, a
@@ -298,9 +308,4 @@ class ImportancePolicy(PruningPolicy):
         keep = proportional_subset(weight, c, generator)
         idx = shuffled_indices(keep, generator)
         del keep
-        # (k / N) / π_i: the weights average 1 in expectation (off by O(1 / sqrt(k)) in any
-        # one epoch), so the step size stays the learning rate's. float32 throughout: the
-        # weights are float32, and only the draw needs the products' float64 rounding.
-        weights = weight.index_select(0, idx).mul_(c).clamp_max_(1.0).reciprocal_()
-        weights.mul_(num_keep / n)
-        return Selection(idx, weights, shuffled=True)
+        return Selection(idx, kept_weights(weight, idx, c, num_keep / n), shuffled=True)
