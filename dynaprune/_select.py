@@ -32,7 +32,6 @@ from torch import Tensor
 
 __all__ = [
     "CHUNK",
-    "affine_sum64",
     "index_dtype",
     "largest",
     "mask_indices",
@@ -182,15 +181,6 @@ def sum64(x: Tensor, where: Tensor | None = None) -> float:
         if where is not None:
             part.mul_(where[start : start + CHUNK])
         total += part.sum()
-    return float(total)
-
-
-def affine_sum64(x: Tensor, scale: float, shift: float) -> float:
-    """``x <- scale * x + shift`` in place, and the float64 sum of the result: one pass, a
-    slice at a time (each slice summed while it is in cache)."""
-    total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.numel(), CHUNK):
-        total += x[start : start + CHUNK].mul_(scale).add_(shift).sum(dtype=torch.float64)
     return float(total)
 
 

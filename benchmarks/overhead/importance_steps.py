@@ -26,8 +26,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
         sys.path.append(_ROOT)
 
 from benchmarks.overhead.selection import realistic_stats
-from dynaprune._select import affine_sum64, proportional_subset, shuffled_indices
-from dynaprune.policies.sampled import _clamped_losses, inclusion_scale, kept_weights
+from dynaprune import LossStatistics
+from dynaprune._select import proportional_subset, shuffled_indices, sum64
+from dynaprune.policies.sampled import _scores, inclusion_scale, kept_weights, sampling_weight
 
 __all__ = ["main", "step_times"]
 
@@ -47,9 +48,8 @@ def step_times(n: int, laps: int, keep: float = 0.5, mix: float = 0.5) -> dict[s
 
     for _ in range(laps + 1):
         timed("randperm(N)", torch.randperm, n)
-        weight, _, _, loss_total = timed("clamped losses and their sum", _clamped_losses, stats)
-        scale = (1.0 - mix) / max(loss_total / n, torch.finfo(torch.float32).tiny)
-        total = timed("weights and their sum", affine_sum64, weight, scale, mix)
+        weight = timed("sampling weights", _weights, stats, mix)
+        total = timed("their float64 sum", sum64, weight)
         c = timed("capped probabilities", inclusion_scale, weight, k, total)
         keep_mask = timed("draw", proportional_subset, weight, c, generator)
         idx = timed("shuffle of the kept", shuffled_indices, keep_mask, generator)
@@ -57,6 +57,11 @@ def step_times(n: int, laps: int, keep: float = 0.5, mix: float = 0.5) -> dict[s
     medians = {name: 1000.0 * statistics.median(v[1:]) for name, v in times.items()}
     medians["all steps"] = sum(v for name, v in medians.items() if name != "randperm(N)")
     return medians
+
+
+def _weights(stats: LossStatistics, mix: float) -> torch.Tensor:
+    _, unknown, num_unknown = _scores(stats)
+    return sampling_weight(stats, mix, unknown if num_unknown else None)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

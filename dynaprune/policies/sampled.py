@@ -35,8 +35,6 @@ from torch import Tensor
 
 from dynaprune._checks import check_fraction
 from dynaprune._select import (
-    CHUNK,
-    affine_sum64,
     largest,
     mask_indices,
     proportional_subset,
@@ -59,6 +57,18 @@ def _scores(stats: LossStatistics) -> tuple[Tensor, Tensor, int]:
     return stats.mean, unknown, int(unknown.count_nonzero())
 
 
+def sampling_weight(stats: LossStatistics, mix: float, unknown: Tensor | None) -> Tensor:
+    """``(1 - mix) · loss_i / mean_loss + mix`` of every sample, built in place in one float32
+    tensor (4 bytes per sample). Samples of the ``unknown`` mask (unseen or NaN; ``None``: no
+    such sample) weigh as the hardest seen one; negative losses weigh as 0."""
+    weight = stats.mean.clamp_min(0.0)
+    if unknown is not None:
+        weight.masked_fill_(unknown, 0.0)
+        weight.masked_fill_(unknown, weight.amax())
+    mean = max(sum64(weight) / weight.numel(), torch.finfo(torch.float32).tiny)
+    return weight.mul_((1.0 - mix) / mean).add_(mix)
+
+
 def kept_weights(weight: Tensor, idx: Tensor, c: float, share: float) -> Tensor:
     """``share / π_i`` of the samples ``idx``, ``π_i = min(1, c · weight_i)``.
 
@@ -67,25 +77,6 @@ def kept_weights(weight: Tensor, idx: Tensor, c: float, share: float) -> Tensor:
     float32, and only the draw needs the products' float64 rounding.
     """
     return weight.index_select(0, idx).mul_(c).clamp_max_(1.0).reciprocal_().mul_(share)
-
-
-def _clamped_losses(stats: LossStatistics) -> tuple[Tensor, Tensor, int, float]:
-    """``max(0, mean loss)`` of each sample (0 where nothing is known), the mask of samples with
-    nothing known (unseen or NaN), their count, and the float64 sum of the first: one pass, a
-    slice at a time."""
-    mean, seen = stats.mean, stats.seen
-    weight = torch.empty_like(mean)
-    unknown = torch.empty(mean.shape, dtype=torch.bool, device=mean.device)
-    total = torch.zeros((), dtype=torch.float64, device=mean.device)
-    count = torch.zeros((), dtype=torch.int64, device=mean.device)
-    for start in range(0, mean.numel(), CHUNK):
-        part = slice(start, start + CHUNK)
-        missing = torch.eq(seen[part], 0, out=unknown[part])
-        missing |= mean[part].isnan()
-        clamped = torch.clamp_min(mean[part], 0.0, out=weight[part]).masked_fill_(missing, 0.0)
-        total += clamped.sum(dtype=torch.float64)
-        count += missing.sum()
-    return weight, unknown, int(count), float(total)
 
 
 class InfoBatchPolicy(PruningPolicy):
@@ -293,17 +284,13 @@ class ImportancePolicy(PruningPolicy):
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples
-        # The sampling weight, built in place in one float32 tensor (4 bytes per sample).
-        weight, unknown, num_unknown, loss_total = _clamped_losses(stats)
+        _, unknown, num_unknown = _scores(stats)
         if num_unknown == n or num_keep == n:
             idx = random_prefix(n, num_keep, generator, stats.device)
             return Selection(idx, torch.ones(idx.shape, device=idx.device), shuffled=True)
-        if num_unknown:  # unseen: as likely as the hardest seen one
-            weight.masked_fill_(unknown, weight.amax())
-            loss_total = sum64(weight)
+        weight = sampling_weight(stats, self.mix, unknown if num_unknown else None)
         del unknown
-        mean = max(loss_total / n, torch.finfo(torch.float32).tiny)
-        total = affine_sum64(weight, (1.0 - self.mix) / mean, self.mix)
+        total = sum64(weight)
         c = inclusion_scale(weight, num_keep, total)
         keep = proportional_subset(weight, c, generator)
         idx = shuffled_indices(keep, generator)
