@@ -31,7 +31,6 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "CHUNK",
     "index_dtype",
     "largest",
     "mask_indices",
@@ -168,7 +167,7 @@ def shuffled_indices(mask: Tensor, generator: torch.Generator) -> Tensor:
 
 # Entries per slice of the draw's and the float64 sums' passes: their temporaries stay a few
 # MB whatever N is.
-CHUNK = 1 << 20
+_CHUNK = 1 << 20
 
 
 def sum64(x: Tensor, where: Tensor | None = None) -> float:
@@ -176,10 +175,10 @@ def sum64(x: Tensor, where: Tensor | None = None) -> float:
     a slice at a time: ``x.sum(dtype=torch.float64)`` would first copy all of ``x`` to float64.
     The total stays on ``x``'s device until the end (one read, not one per slice)."""
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for start in range(0, x.numel(), CHUNK):
-        part = x[start : start + CHUNK].to(torch.float64)
+    for start in range(0, x.numel(), _CHUNK):
+        part = x[start : start + _CHUNK].to(torch.float64)
         if where is not None:
-            part.mul_(where[start : start + CHUNK])
+            part.mul_(where[start : start + _CHUNK])
         total += part.sum()
     return float(total)
 
@@ -199,10 +198,11 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
     2. Systematic sampling of the ``h`` survivors, in index order: with one uniform start
        ``u``, survivor ``j`` is kept when ``floor(C_j + u) > floor(C_(j-1) + u)``, ``C`` the
        running sum of what the survivors carry (float64). This keeps survivor ``j`` with
-       probability exactly what it carries, and exactly as many survivors as they carry in all.
+       probability exactly what it carries, and exactly as many survivors as they carry in all
+       (:func:`_systematic`; up to the float rounding of their total).
 
     Both steps are elementwise passes over contiguous halves (and one running sum), in slices
-    of ``CHUNK``; they draw one float32 uniform per pair and one float64 start. Samples ``i``
+    of ``_CHUNK``; they draw one float32 uniform per pair and one float64 start. Samples ``i``
     and ``i + h`` are never both kept when ``p_i + p_(i+h) <= 1`` (and always when it is 2);
     survivors next to each other in index order are rarely kept together when what they carry
     sums to less than 1. Survivors that carry the same amount are kept at a regular spacing in
@@ -216,8 +216,8 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
     keep = torch.zeros(n, dtype=torch.bool, device=device)
     carried = torch.empty(h, dtype=torch.float32, device=device)
     second = torch.empty(q, dtype=torch.bool, device=device)  # whether i + h survives
-    for start in range(0, q, CHUNK):
-        stop = min(q, start + CHUNK)
+    for start in range(0, q, _CHUNK):
+        stop = min(q, start + _CHUNK)
         a = _probabilities(weight[start:stop], scale)
         b = _probabilities(weight[h + start : h + stop], scale)
         settle_a, high = _duel(a, b, generator, carried[start:stop])
@@ -226,25 +226,9 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
         second[start:stop] = settle_a  # a settled: b carries on
     if h > q:  # the odd one out carries its own probability
         carried[q:] = _probabilities(weight[q : q + 1], scale)
-    # Systematic sampling of the survivors. Their total is a whole number up to float
-    # rounding (about 1e-4 at 1e8 samples); the running sums are capped at that whole number,
-    # so exactly that many are kept and the rounding lands on the last survivors.
-    need = round(sum64(carried))
+    # Their total is a whole number up to float rounding (about 1e-4 at 1e8 samples).
     start_u = torch.rand((), generator=generator, dtype=torch.float64, device=device)
-    cap = start_u + need
-    running = torch.zeros((), dtype=torch.float64, device=device)
-    previous = torch.zeros((), dtype=torch.float64, device=device)  # floor(u) = 0
-    chosen = torch.empty(h, dtype=torch.bool, device=device)
-    for start in range(0, h, CHUNK):
-        stop = min(h, start + CHUNK)
-        level = carried[start:stop].to(torch.float64).cumsum_(0).add_(running)
-        running = level[-1].clone()
-        if stop == h:  # the exact total
-            level[-1] = need
-        level = level.add_(start_u).clamp_max_(cap).floor_()
-        torch.gt(level[1:], level[:-1], out=chosen[start + 1 : stop])
-        chosen[start] = level[0] > previous
-        previous = level[-1].clone()
+    chosen = _systematic(carried, round(sum64(carried)), start_u)
     # A chosen survivor of pair i is sample i, or i + h when i settled.
     first = chosen[:q]
     keep[:q] |= first & second.logical_not()
@@ -252,6 +236,38 @@ def proportional_subset(weight: Tensor, scale: float, generator: torch.Generator
     if h > q:
         keep[q] = chosen[q]
     return keep
+
+
+def _systematic(carried: Tensor, need: int, start_u: Tensor | float) -> Tensor:
+    """Bool mask of exactly ``need`` entries of ``carried`` (values in [0, 1] that sum to
+    ``need`` up to float rounding), entry ``j`` chosen with probability ``carried[j]``:
+    systematic sampling in index order from the uniform start ``start_u``, entry ``j`` chosen
+    when ``floor(C_j + u) > floor(C_(j-1) + u)``, ``C`` the running float64 sum.
+
+    The rounding of the total can leave the count one off, about as often as its size (1e-4 at
+    1e8 samples); then the entries carrying the most that were left out are added, or those
+    carrying the least that were chosen are dropped: a correction of the same order.
+    """
+    device = carried.device
+    running = torch.zeros((), dtype=torch.float64, device=device)
+    previous = torch.zeros((), dtype=torch.float64, device=device)  # floor(u) = 0
+    chosen = torch.empty(carried.numel(), dtype=torch.bool, device=device)
+    for start in range(0, carried.numel(), _CHUNK):
+        stop = min(carried.numel(), start + _CHUNK)
+        level = carried[start:stop].to(torch.float64).cumsum_(0).add_(running)
+        running = level[-1].clone()
+        level = level.add_(start_u).floor_()
+        torch.gt(level[1:], level[:-1], out=chosen[start + 1 : stop])
+        chosen[start] = level[0] > previous
+        previous = level[-1].clone()
+    count = int(chosen.count_nonzero())
+    if count < need:
+        left_out = carried.masked_fill(chosen, -math.inf)
+        chosen[left_out.topk(need - count).indices] = True
+    elif count > need:
+        taken = carried.masked_fill(chosen.logical_not(), math.inf)
+        chosen[taken.topk(count - need, largest=False).indices] = False
+    return chosen
 
 
 def _probabilities(weight: Tensor, scale: float) -> Tensor:

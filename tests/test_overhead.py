@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from dynaprune import POLICIES
+from dynaprune import POLICIES, ImportancePolicy
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead" / "run.py"
 ARGS = [
@@ -41,10 +41,17 @@ def test_overhead_benchmark_writes_the_json(tmp_path):
     assert result["end_to_end"]["speedup"] > 0
 
 
-def test_importance_steps_time_every_step():
+def test_importance_steps_are_the_policy_s_own_and_are_all_timed():
     spec = importlib.util.spec_from_file_location("steps", SCRIPT.parent / "importance_steps.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # the timed steps draw what the policy draws, so their times are the policy's
+    stats = module.realistic_stats(70_000, torch.device("cpu"))
+    idx, weights = module.run_steps(
+        stats, 30_000, 0.5, torch.Generator().manual_seed(4), lambda name, fn, *a: fn(*a)
+    )
+    sel = ImportancePolicy(mix=0.5).select(stats, 30_000, torch.Generator().manual_seed(4))
+    assert torch.equal(idx, sel.indices) and torch.equal(weights, sel.weights)
     threads = torch.get_num_threads()
     try:
         medians = module.main(["--n", "70000", "--laps", "2"])
@@ -52,4 +59,3 @@ def test_importance_steps_time_every_step():
         torch.set_num_threads(threads)
     steps = [name for name in medians if name not in ("randperm(N)", "all steps")]
     assert len(steps) == 6 and all(medians[name] > 0 for name in medians)
-    assert medians["all steps"] == sum(medians[name] for name in steps)

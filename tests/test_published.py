@@ -126,14 +126,20 @@ def test_importance_gives_unknown_samples_the_hardest_seen_weight() -> None:
     losses[40] = 100.0  # the hardest seen sample: capped at probability 1
     stats = _stats(losses, unseen=5)
     stats.mean[[3, 7, 11, 13]] = math.nan  # nothing known: weighed like the unseen
-    stats.mean[20] = -1.0  # a negative loss weighs as 0
+    stats.mean[20] = -1.0  # a negative loss weighs as a loss of 0 (sample 21)
+    stats.mean[21] = 0.0
     certain = {40, 3, 7, 11, 13, 90, 91, 92, 93, 94}
-    for seed in range(20):
+    zero_loss: set[float] = set()
+    seen: set[int] = set()
+    for seed in range(40):
         sel = ImportancePolicy(mix=0.5).select(stats, 30, _gen(seed))
         kept = set(sel.indices.tolist())
         assert len(kept) == 30 and certain <= kept
         by_index = dict(zip(sel.indices.tolist(), _weights(sel).tolist(), strict=True))
         assert all(by_index[i] == pytest.approx(30 / 95) for i in certain)  # (k / N) / 1
+        zero_loss |= {by_index[i] for i in (20, 21) if i in by_index}
+        seen |= {i for i in (20, 21) if i in by_index}
+    assert seen == {20, 21} and len(zero_loss) == 1  # the same weight for both
 
 
 def test_importance_before_any_loss_is_uniform_with_weight_one() -> None:

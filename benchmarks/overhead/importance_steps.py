@@ -30,7 +30,7 @@ from dynaprune import LossStatistics
 from dynaprune._select import proportional_subset, shuffled_indices, sum64
 from dynaprune.policies.sampled import _scores, inclusion_scale, kept_weights, sampling_weight
 
-__all__ = ["main", "step_times"]
+__all__ = ["main", "run_steps", "step_times"]
 
 
 def step_times(n: int, laps: int, keep: float = 0.5, mix: float = 0.5) -> dict[str, float]:
@@ -48,15 +48,29 @@ def step_times(n: int, laps: int, keep: float = 0.5, mix: float = 0.5) -> dict[s
 
     for _ in range(laps + 1):
         timed("randperm(N)", torch.randperm, n)
-        weight = timed("sampling weights", _weights, stats, mix)
-        total = timed("their float64 sum", sum64, weight)
-        c = timed("capped probabilities", inclusion_scale, weight, k, total)
-        keep_mask = timed("draw", proportional_subset, weight, c, generator)
-        idx = timed("shuffle of the kept", shuffled_indices, keep_mask, generator)
-        timed("weights in the shuffled order", kept_weights, weight, idx, c, k / n)
+        run_steps(stats, k, mix, generator, timed)
     medians = {name: 1000.0 * statistics.median(v[1:]) for name, v in times.items()}
     medians["all steps"] = sum(v for name, v in medians.items() if name != "randperm(N)")
     return medians
+
+
+Step = Callable[..., Any]
+
+
+def run_steps(
+    stats: LossStatistics, k: int, mix: float, generator: torch.Generator, timed: Step
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The steps of ``ImportancePolicy(mix).select(stats, k, generator)`` (with every sample
+    seen), each called through ``timed(name, fn, *args)``; returns its indices and weights."""
+    weight = timed("sampling weights", _weights, stats, mix)
+    total = timed("their float64 sum", sum64, weight)
+    c = timed("capped probabilities", inclusion_scale, weight, k, total)
+    keep_mask = timed("draw", proportional_subset, weight, c, generator)
+    idx = timed("shuffle of the kept", shuffled_indices, keep_mask, generator)
+    weights = timed(
+        "weights in the shuffled order", kept_weights, weight, idx, c, k / stats.num_samples
+    )
+    return idx, weights
 
 
 def _weights(stats: LossStatistics, mix: float) -> torch.Tensor:

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from dynaprune._checks import check_fraction
 from dynaprune._select import (
+    index_dtype,
     largest,
     mask_indices,
     proportional_subset,
@@ -187,7 +188,8 @@ def inclusion_scale(weight: Tensor, k: int, total: float | None = None) -> float
     if weight.numel() > _BRACKET_ABOVE:
         floor, start = _bracket(weight, k)
         if floor > -math.inf:
-            candidates = weight.index_select(0, mask_indices(weight > floor, torch.int32))
+            above = mask_indices(weight > floor, index_dtype(weight.numel()))
+            candidates = weight.index_select(0, above)
             c = _solve_caps(candidates, k, total, start)
             if _cap_threshold(c, weight.dtype) >= floor:  # no capped weight was left out
                 return c
@@ -227,19 +229,23 @@ def _solve_caps(weight: Tensor, k: int, total: float, start: float = 0.0) -> flo
     """:func:`inclusion_scale`'s rounds over ``weight``, which holds every weight that ends up
     capped (``total``: the sum of all weights), from ``c = max(start, k / total)``.
 
-    From below the final ``c`` the rounds only raise it, and stop at it: a round that caps no
-    more than the last one has solved ``sum(min(1, c · weight)) = k``. A ``start`` above it is
-    seen in the first round, which then starts again from ``k / total``.
+    From below the final ``c`` the rounds only raise it and cap more, and stop at it: a round
+    that caps no more than the last one has solved ``sum(min(1, c · weight)) = k`` (up to the
+    float rounding of ``c``, which could otherwise make a weight at the threshold flip forever).
+    A ``start`` above the solution is seen in the first round, which then starts again from
+    ``k / total``; from there, capping nothing solves it at once.
     """
-    c, num_capped = max(start, k / total), -1
+    floor = k / total
+    c = max(start, floor)
+    num_capped = 0 if c == floor else -1
     while True:
         over = weight > _cap_threshold(c, weight.dtype)
         count = int(over.count_nonzero())
-        if count == num_capped:
+        if count <= num_capped:
             return c
         capped = sum64(weight, over)
-        if num_capped < 0 and count + c * (total - capped) > k and c > k / total:
-            c = k / total  # started above the solution
+        if num_capped < 0 and count + c * (total - capped) > k:  # started above the solution
+            c, num_capped = floor, 0
             continue
         num_capped = count
         c = (k - count) / (total - capped)
