@@ -15,8 +15,8 @@ from dynaprune import (
     Selection,
     make_policy,
 )
+from dynaprune._splitting import inclusion_probabilities
 from dynaprune.core.statistics import LossStatistics
-from dynaprune.policies.sampled import inclusion_probabilities
 
 
 def _stats(losses: list[float] | torch.Tensor, unseen: int = 0) -> LossStatistics:

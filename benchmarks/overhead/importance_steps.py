@@ -27,7 +27,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from benchmarks.overhead.selection import realistic_stats
 from dynaprune import LossStatistics
-from dynaprune._select import proportional_subset, shuffled_indices, sum64
+from dynaprune._select import shuffled_indices, sum64
+from dynaprune._splitting import proportional_subset
 from dynaprune.policies.sampled import _scores, inclusion_scale, kept_weights, sampling_weight
 
 __all__ = ["main", "run_steps", "step_times"]

@@ -29,21 +29,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from dynaprune._checks import check_fraction
-from dynaprune._select import (
-    index_dtype,
-    largest,
-    mask_indices,
-    proportional_subset,
-    random_prefix,
-    random_subset,
-    shuffled_indices,
-    sum64,
-)
+from dynaprune._select import largest, random_prefix, random_subset, shuffled_indices, sum64
+from dynaprune._splitting import inclusion_scale, proportional_subset
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, Selection
 
@@ -161,112 +152,10 @@ class PoolTopPolicy(PruningPolicy):
         return Selection(shuffled_indices(keep, generator), None, shuffled=True)
 
 
-def inclusion_probabilities(weight: Tensor, k: int) -> Tensor:
-    """Probabilities ``min(1, c · weight_i)`` that sum to ``k``: the largest weights are capped
-    at 1 and ``c`` is solved for the rest (float64).
-
-    Example:
-        >>> inclusion_probabilities(torch.tensor([1.0, 1.0, 8.0]), 2).tolist()
-        [0.5, 0.5, 1.0]
-    """
-    return weight.to(torch.float64).mul_(inclusion_scale(weight, k)).clamp_max_(1.0)
-
-
-def inclusion_scale(weight: Tensor, k: int, total: float | None = None) -> float:
-    """The ``c`` of :func:`inclusion_probabilities`, for positive float32 (or float64) weights
-    (``total``: their float64 sum, if known).
-
-    Each round caps the samples with ``c · weight_i > 1`` and solves ``c`` for the rest; the
-    capped set only grows, and the rounds stop when it does not (a handful of passes). The cap
-    is decided by comparing ``weight`` with the float threshold that gives exactly the float64
-    products' verdict, so the capped set and ``min(1, c · weight_i)`` agree on every sample.
-    On large inputs the rounds run over the few weights above a lower bound for the final
-    threshold, estimated from a strided sample; if the bound turns out too high, they run again
-    over all weights, so the result never depends on the sample.
-    """
-    total = sum64(weight) if total is None else total
-    if weight.numel() > _BRACKET_ABOVE:
-        floor, start = _bracket(weight, k)
-        if floor > -math.inf:
-            above = mask_indices(weight > floor, index_dtype(weight.numel()))
-            candidates = weight.index_select(0, above)
-            c = _solve_caps(candidates, k, total, start)
-            if _cap_threshold(c, weight.dtype) >= floor:  # no capped weight was left out
-                return c
-    return _solve_caps(weight, k, total)
-
-
-# Above this many weights, the capping rounds run over the weights above a sampled floor.
-_BRACKET_ABOVE = 1 << 16
-_BRACKET_SAMPLE = 1 << 14
-
-
-def _bracket(weight: Tensor, k: int) -> tuple[float, float]:
-    """``(floor, start)``: a value that the final cap threshold of ``weight`` most likely
-    exceeds (``-inf`` when that would leave nothing out), and a ``c`` most likely below the
-    final one. The caps are solved on a strided sample, and the capped share in it moved five
-    standard errors either way."""
-    n = weight.numel()
-    sample = weight[:: max(1, n // _BRACKET_SAMPLE)].to(torch.float64).sort(descending=True).values
-    m = sample.numel()
-    above = sample.cumsum(0).tolist()
-    values = sample.tolist()
-    budget, num_capped = k * m / n, 0
-    c = budget / above[-1]
-    while values[num_capped] * c > 1.0:
-        num_capped += 1
-        if num_capped == m:
-            return -math.inf, 0.0
-        c = (budget - num_capped) / (above[-1] - above[num_capped - 1])
-    share = num_capped / m
-    margin = 5.0 * math.sqrt(m * max(share * (1.0 - share), 1.0 / m))
-    low, high = math.ceil(m * share + margin) + 1, math.floor(m * share - margin) - 1
-    floor = values[low] if low < m else -math.inf
-    return floor, (1.0 / values[high] if high >= 0 else 0.0)
-
-
-def _solve_caps(weight: Tensor, k: int, total: float, start: float = 0.0) -> float:
-    """:func:`inclusion_scale`'s rounds over ``weight``, which holds every weight that ends up
-    capped (``total``: the sum of all weights), from ``c = max(start, k / total)``.
-
-    From below the final ``c`` the rounds only raise it and cap more, and stop at it: a round
-    that caps no more than the last one has solved ``sum(min(1, c · weight)) = k`` (up to the
-    float rounding of ``c``, which could otherwise make a weight at the threshold flip forever).
-    A ``start`` above the solution is seen in the first round, which then starts again from
-    ``k / total``; from there, capping nothing solves it at once.
-    """
-    floor = k / total
-    c = max(start, floor)
-    num_capped = 0 if c == floor else -1
-    while True:
-        over = weight > _cap_threshold(c, weight.dtype)
-        count = int(over.count_nonzero())
-        if count <= num_capped:
-            return c
-        capped = sum64(weight, over)
-        if num_capped < 0 and count + c * (total - capped) > k:  # started above the solution
-            c, num_capped = floor, 0
-            continue
-        num_capped = count
-        c = (k - count) / (total - capped)
-
-
-def _cap_threshold(c: float, dtype: torch.dtype) -> float:
-    """The largest value ``t`` of ``dtype`` with ``c * t <= 1`` in float64: ``w > t`` exactly
-    when ``c * w > 1``, for any ``w`` of that dtype."""
-    kind = np.float32 if dtype == torch.float32 else np.float64
-    t = kind(1.0 / c)
-    while c * float(t) > 1.0:
-        t = np.nextafter(t, kind(-np.inf))
-    while c * float(np.nextafter(t, kind(np.inf))) <= 1.0:
-        t = np.nextafter(t, kind(np.inf))
-    return float(t)
-
-
 class ImportancePolicy(PruningPolicy):
     """Loss-proportional sampling of exactly ``num_keep`` samples, with unbiased weights.
 
-    The draw (:func:`dynaprune._select.proportional_subset`) is one pivotal round, in which
+    The draw (:func:`dynaprune._splitting.proportional_subset`) is one pivotal round, in which
     sample ``i`` duels sample ``i + N/2``, and systematic sampling of the survivors: exact
     inclusion probabilities and an exact size in a few passes, without shuffling all ``N``
     samples. The two samples of a duel are rarely kept together when their probabilities sum to
