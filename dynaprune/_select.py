@@ -144,10 +144,11 @@ def index_dtype(n: int) -> torch.dtype:
 
 def random_prefix(n: int, k: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """``torch.randperm(n)[:k]``, the same values from the same generator state, as 4-byte
-    integers on the CPU (:func:`index_dtype`): the shuffle then moves half the memory."""
-    if device.type != "cpu":
-        return torch.randperm(n, generator=generator, device=device)[:k]
-    return torch.randperm(n, generator=generator, device=device, dtype=index_dtype(n))[:k]
+    integers on the CPU (:func:`index_dtype`): the shuffle then moves half the memory. A copy
+    when ``k < n``, so that the rest of the permutation is freed, not held by a view."""
+    dtype = index_dtype(n) if device.type == "cpu" else torch.int64
+    perm = torch.randperm(n, generator=generator, device=device, dtype=dtype)
+    return perm[:k].clone() if k < n else perm
 
 
 def shuffled_indices(mask: Tensor, generator: torch.Generator) -> Tensor:

@@ -105,6 +105,7 @@ def test_random_prefix_is_the_prefix_of_randperm(n):
         expected = torch.randperm(n, generator=gen(n))[:k]
         got = random_prefix(n, k, gen(n), torch.device("cpu"))
         assert got.dtype == torch.int32 and torch.equal(got.long(), expected)
+        assert got.untyped_storage().nbytes() == 4 * k  # the rest of the permutation is freed
 
 
 def test_largest_within_a_pool_is_the_top_k_of_the_pool():
