@@ -162,6 +162,20 @@ def test_seeded_reproducible_and_global_rng_untouched(
     assert calls == [1, 2, 3]
 
 
+def test_convnet_from_a_generator_has_the_weights_of_a_global_seed_and_leaves_it_alone() -> None:
+    # the condensation results were made with the global RNG seeded before building the net
+    with torch.random.fork_rng():
+        torch.manual_seed(7)
+        seeded = cd.ConvNet(3, 10, (32, 32))
+    state = torch.random.get_rng_state()
+    drawn = cd.ConvNet(3, 10, (32, 32), generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (name, a), b in zip(seeded.state_dict().items(), drawn.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    other = cd.ConvNet(3, 10, (32, 32), generator=torch.Generator().manual_seed(8))
+    assert not torch.equal(other.classifier.weight, drawn.classifier.weight)
+
+
 # ------------------------------------------------------------------ arguments
 METHODS = {
     "dc": lambda x, y, ipc: cd.dc(x, y, ipc, iterations=1, outer_loops=1, inner_loops=1),

@@ -143,18 +143,12 @@ def image_optimizer(images: Tensor, lr: float) -> torch.optim.SGD:
 
 
 def fresh_net(real: RealImages, generator: torch.Generator) -> ConvNet:
-    """A newly initialised ConvNet on the images' device.
-
-    ``nn.Module`` initialisation draws from the global RNG, so it runs under
-    ``torch.random.fork_rng`` seeded from ``generator``: reproducible, and the caller's global
-    RNG state is left as it was.
-    """
+    """A newly initialised ConvNet on the images' device, its weights drawn from a CPU
+    generator seeded from ``generator`` (the global RNG is not touched)."""
     seed = int(torch.randint(2**62, (1,), generator=generator))
-    device = real.images.device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        net = ConvNet(real.shape[0], real.num_classes, (real.shape[1], real.shape[2]))
-    return net.to(device)
+    init = torch.Generator().manual_seed(seed)
+    net = ConvNet(real.shape[0], real.num_classes, (real.shape[1], real.shape[2]), generator=init)
+    return net.to(real.images.device)
 
 
 class Stopwatch:

@@ -9,6 +9,9 @@ net_pooling='avgpooling'``): ``depth`` blocks of 3x3 convolution (padding 1) -> 
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from dynaprune._checks import check_count
@@ -25,6 +28,9 @@ class ConvNet(nn.Module):
         image_size: ``(height, width)`` of the inputs; each block halves both.
         width: channels of every convolution (128 in the papers).
         depth: number of conv -> norm -> ReLU -> pool blocks (3 for 32x32 images).
+        generator: where the initial weights are drawn from (PyTorch's default rules, layer
+            by layer, the draws a global RNG seeded alike would give), on the CPU; ``None``:
+            the global RNG, as any ``nn.Module``.
 
     Example:
         >>> import torch
@@ -40,6 +46,7 @@ class ConvNet(nn.Module):
         image_size: tuple[int, int] = (32, 32),
         width: int = 128,
         depth: int = 3,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         check_count("channels", channels, 1)
@@ -52,17 +59,36 @@ class ConvNet(nn.Module):
                 f"image_size must be at least {2**depth} on each side for depth {depth}, "
                 f"got {tuple(image_size)}"
             )
-        layers: list[nn.Module] = []
-        for d in range(depth):
-            layers += [
-                nn.Conv2d(channels if d == 0 else width, width, kernel_size=3, padding=1),
-                nn.GroupNorm(width, width, affine=True),
-                nn.ReLU(),
-                nn.AvgPool2d(kernel_size=2, stride=2),
-            ]
-        self.depth = depth
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(width * (height >> depth) * (wide >> depth), num_classes)
+        # With a generator, the layers are made without drawing (on the meta device), then
+        # given storage and drawn from it.
+        with torch.device("meta" if generator is not None else "cpu"):
+            layers: list[nn.Module] = []
+            for d in range(depth):
+                layers += [
+                    nn.Conv2d(channels if d == 0 else width, width, kernel_size=3, padding=1),
+                    nn.GroupNorm(width, width, affine=True),
+                    nn.ReLU(),
+                    nn.AvgPool2d(kernel_size=2, stride=2),
+                ]
+            self.depth = depth
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Linear(width * (height >> depth) * (wide >> depth), num_classes)
+        if generator is not None:
+            self.to_empty(device="cpu")
+            self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Draw every weight afresh from ``generator`` by PyTorch's default rules, in the order
+        the layers were made (``Conv2d`` and ``Linear``: Kaiming-uniform weights, uniform biases
+        within ``1 / sqrt(fan_in)``; ``GroupNorm``: ones and zeros)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(module.weight[0].numel())  # 1 / sqrt(fan_in)
+                assert module.bias is not None  # every layer here has one
+                nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+            elif isinstance(module, nn.GroupNorm):
+                module.reset_parameters()
 
     def forward(self, x: Tensor) -> Tensor:
         logits: Tensor = self.classifier(self.embed(x))
