@@ -428,12 +428,12 @@ def test_indexed_update_outside_a_full_epoch_is_impossible_so_any_index_is_fine(
 
 
 def test_strangers_counted_on_an_accelerator_raise_at_the_next_epoch_boundary():
-    # Off the CPU, _members_of counts strangers on the device instead of raising (no host
+    # Off the CPU, EpochMembers counts strangers on the device instead of raising (no host
     # sync per step); planning the next epoch reads the count. Simulated here on the CPU.
     sampler = DynamicPruningSampler(20, 0.5, "ucb", seed=0)
     order = list(sampler)
     sampler.update(torch.ones(2), indices=torch.tensor(order[:2]))
-    sampler._plan._strangers += 3
+    sampler._plan._members.strangers += 3
     sampler.set_epoch(1)
     for _ in range(2):  # like nonfinite="raise", it keeps being raised
         with pytest.raises(ValueError, match=r"named 3 samples not in epoch 0's subset"):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from dynaprune._select import index_dtype, random_prefix
+from dynaprune.core._members import EpochMembers
 from dynaprune.core._plan_state import check_plan_state
 from dynaprune.core.distributed import Sharding, shard_order
 from dynaprune.core.statistics import LossStatistics
@@ -90,10 +91,7 @@ class EpochPlan:
         self.merged_updates = 0
         self.restored = False
         self._weight_table: Tensor | None = None
-        # Indexed updates of a pruned epoch: which samples are in it, and on an accelerator
-        # how many entries named others (read at the next epoch boundary, not per step).
-        self._members: Tensor | None = None
-        self._strangers: Tensor | None = None
+        self._members: EpochMembers | None = None  # built on the first indexed update
         self._iterators: weakref.WeakSet[Iterator[int]] = weakref.WeakSet()
 
     # ----------------------------------------------------------------- creation
@@ -243,35 +241,16 @@ class EpochPlan:
         return self.shard[self.positions(size)].to(torch.int64)
 
     def _members_of(self, indices: Tensor) -> Tensor:
-        """Whether each of ``indices`` is in this (pruned) epoch. On the CPU a stranger raises at
-        once; on an accelerator it is counted on the device and left unrecorded, and
-        :meth:`check_strangers` raises at the next epoch boundary."""
-        if self._members is None:  # built once, on the first indexed update
-            members = torch.zeros(self.num_samples, dtype=torch.bool, device=self.order.device)
-            members[self.order] = True
-            self._members = members
-            self._strangers = torch.zeros((), dtype=torch.int64, device=self.order.device)
-        inside = self._members[indices]
-        if inside.device.type == "cpu":
-            if not bool(inside.all()):
-                raise ValueError(_stranger_message(self.epoch, int(indices[~inside][0])))
-        elif self._strangers is not None:
-            self._strangers += inside.numel() - inside.sum()
-        return inside
+        """Whether each of ``indices`` is in this (pruned) epoch (:class:`EpochMembers`)."""
+        if self._members is None:
+            self._members = EpochMembers(self.epoch, self.order, self.num_samples)
+        return self._members.inside(indices)
 
     def check_strangers(self) -> None:
         """At an epoch boundary, raise if an indexed update of this epoch named samples outside
-        it (counted on an accelerator; a host read, once per epoch).
-
-        Raises:
-            ValueError: naming the count; it keeps being raised, like non-finite losses in
-                ``nonfinite="raise"`` mode.
-        """
-        if self._strangers is None:
-            return
-        count = int(self._strangers.item())
-        if count:
-            raise ValueError(_stranger_message(self.epoch, None, count))
+        it (:meth:`EpochMembers.check`)."""
+        if self._members is not None:
+            self._members.check()
 
     def next_weights(self, size: int, indices: Tensor | None = None) -> Tensor:
         """Weights of the next ``size`` losses (of ``indices``, if given), without advancing:
@@ -303,11 +282,12 @@ class EpochPlan:
         self.merged_updates = self.updates
 
     def to(self, device: torch.device) -> None:
-        names = ("order", "weights", "shard", "shard_weights", "owned", "_weight_table")
-        for name in (*names, "_members", "_strangers"):
+        for name in ("order", "weights", "shard", "shard_weights", "owned", "_weight_table"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.to(device))
+        if self._members is not None:
+            self._members.to(device)
 
     def __getstate__(self) -> dict[str, Any]:  # open iterators stay with this process
         return {k: v for k, v in self.__dict__.items() if k != "_iterators"}
@@ -364,15 +344,6 @@ class EpochPlan:
         plan.cursor = saved.cursor if saved.mid_epoch else plan.shard.numel()
         plan.restored = True
         return plan
-
-
-def _stranger_message(epoch: int, example: int | None, count: int = 1) -> str:
-    what = f"sample {example}" if example is not None else f"{count} samples"
-    return (
-        f"update(indices=...) named {what} not in epoch {epoch}'s subset, whose losses were not "
-        "recorded; pass the indices of the samples this sampler yielded for the epoch (as the "
-        "DataLoader batches them), or no indices to match losses by position"
-    )
 
 
 def _ints(order: Tensor) -> Iterator[int]:

@@ -29,8 +29,6 @@ record no correctness either.
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +36,7 @@ import torch
 from torch import Tensor
 
 from dynaprune.core import _correct
+from dynaprune.core._stats_report import report_nonfinite, summarize
 from dynaprune.core._stats_state import check_statistics_state
 
 __all__ = ["LossStatistics", "check_index_range"]
@@ -292,17 +291,7 @@ class LossStatistics:
         attempt raises too, and ``"ignore"`` does nothing (the count keeps growing). Reads a
         device value: call it once per epoch.
         """
-        if mode == "ignore":
-            return
-        skipped = self.pop_nonfinite(reset=mode != "raise")
-        if skipped:
-            msg = (
-                f"{skipped} non-finite per-sample losses in epoch {epoch} were not recorded in "
-                "the statistics"
-            )
-            if mode == "raise":
-                raise FloatingPointError(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=stacklevel)
+        report_nonfinite(self, mode, epoch, stacklevel=stacklevel + 1)
 
     def summary(self) -> dict[str, float]:
         """Figures for logging. Reads device values: call it once per epoch.
@@ -313,23 +302,7 @@ class LossStatistics:
         recorded since the last reset (for a sampler: since the last epoch boundary, cumulative
         with ``nonfinite="ignore"``, which never resets it).
         """
-        recorded = self.count > 0
-        scores = self.mean[recorded]
-        if scores.numel() > 1 << 20:  # quantile's input limit; a strided sample is plenty
-            scores = scores[:: scores.numel() // (1 << 20) + 1]
-        q = torch.tensor([0.1, 0.5, 0.9], device=scores.device)
-        quantiles = torch.quantile(scores, q).tolist() if scores.numel() else [math.nan] * 3
-        # Summed in float64: a float32 sum of huge (finite) losses would overflow.
-        score_mean = scores.mean(dtype=torch.float64).item() if scores.numel() else math.nan
-        return {
-            "seen_samples": float((self.seen > 0).sum().item()),
-            "processed_samples": float(self.count.sum(dtype=torch.int64).item()),
-            "score_mean": float(score_mean),
-            "score_q10": quantiles[0],
-            "score_q50": quantiles[1],
-            "score_q90": quantiles[2],
-            "nonfinite_skipped": float(self.nonfinite.item()),
-        }
+        return summarize(self)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to restore the statistics, as CPU tensors (``correct`` only when
