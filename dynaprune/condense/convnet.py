@@ -9,6 +9,7 @@ net_pooling='avgpooling'``): ``depth`` blocks of 3x3 convolution (padding 1) -> 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -61,7 +62,7 @@ class ConvNet(nn.Module):
             )
         # With a generator, the layers are made without drawing (on the meta device), then
         # given storage and drawn from it.
-        with torch.device("meta" if generator is not None else "cpu"):
+        with torch.device("meta") if generator is not None else contextlib.nullcontext():
             layers: list[nn.Module] = []
             for d in range(depth):
                 layers += [

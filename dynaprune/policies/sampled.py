@@ -185,8 +185,7 @@ class ImportancePolicy(PruningPolicy):
             return Selection(idx, torch.ones(idx.shape, device=idx.device), shuffled=True)
         weight = sampling_weight(stats, self.mix, unknown if num_unknown else None)
         del unknown
-        total = sum64(weight)
-        c = inclusion_scale(weight, num_keep, total)
+        c = inclusion_scale(weight, num_keep)
         keep = proportional_subset(weight, c, generator)
         idx = shuffled_indices(keep, generator)
         del keep
