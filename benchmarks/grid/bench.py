@@ -212,7 +212,7 @@ def _reducible(
     form = parsed.irreducible
     assert scorer is not None and form is not None
     epochs = parsed.irreducible_epochs(scorer.cfg["reducible"]["epochs"])
-    fresh = not scorer.cached(f"irreducible-{form}-{epochs}", spec.seed)
+    fresh = not scorer.cached(scorer.irreducible_key(form, epochs), spec.seed)
     losses, seconds = scorer.irreducible(form, spec.seed, epochs)
     if fresh:
         console.log(

@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks.grid.methods import REGISTRY, rank, style
 from benchmarks.grid.methods import method as parse
+from benchmarks.grid.methods import rank, style
 from benchmarks.grid.report import _mean, _std, paired_deltas
 from benchmarks.grid.train import RunResult
 
@@ -148,11 +148,8 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
             if not deltas:
                 continue
             parsed = parse(method)
-            base, anneals = parsed.base, parsed.anneals
-            colour, _ = style(base)
-            entry = REGISTRY.get(base)  # None for a composed method, e.g. "ucb+sb"
-            annealed = anneals and not (entry is not None and entry.anneals)  # by "+anneal"
-            hatch = "//" if annealed else None
+            colour, _ = style(parsed.base)
+            hatch = "//" if parsed.anneal_suffix else None
             ax.bar(
                 x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3, hatch=hatch
             )

@@ -20,7 +20,6 @@ ratios, phases and momentum, and which scoring run it needs; adding a method is 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import re
@@ -143,6 +142,13 @@ class Method:
     inbatch: str | None
     anneals: bool
     il_epochs: int | None = None
+
+    @property
+    def anneal_suffix(self) -> bool:
+        """Whether it anneals only by its ``+anneal`` suffix (its base method does not)."""
+        entry = REGISTRY.get(self.base)  # None for a composed method, e.g. "ucb+sb"
+        by_base = entry is not None and entry.anneals
+        return IL_SUFFIX.sub("", self.name).endswith(ANNEAL_SUFFIX) and not by_base
 
     @property
     def static(self) -> str | None:
@@ -270,8 +276,8 @@ def _parse(name: object) -> Method | None:
             policy, inbatch = head, tail
     if policy is not None and _kind(policy) not in ("policy", "static", "reducible"):
         return None
-    parsed = Method(name, base, policy, inbatch, anneals)
-    return parsed if suffix is None else dataclasses.replace(parsed, il_epochs=int(suffix[1]))
+    il_epochs = None if suffix is None else int(suffix[1])
+    return Method(name, base, policy, inbatch, anneals, il_epochs)
 
 
 def _kind(name: str) -> str | None:

@@ -107,8 +107,13 @@ class StaticScorer:
         smoothing, in batches of about ``train.batch_size`` samples of its half; it scores
         the unaugmented samples in eval mode. Seeded with ``1000 * seed``.
         """
-        key = (f"irreducible-{form}-{epochs}", seed)
+        key = (self.irreducible_key(form, epochs), seed)
         return self._timed(key, lambda: self._irreducible(form, seed, epochs))
+
+    @staticmethod
+    def irreducible_key(form: str, epochs: int) -> str:
+        """The name :meth:`irreducible` caches its losses under (see :meth:`cached`)."""
+        return f"irreducible-{form}-{epochs}"
 
     def cached(self, method: str, seed: int) -> bool:
         """Whether the scores of ``method`` for ``seed`` are already computed."""
