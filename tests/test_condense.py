@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dynaprune import DynamicPruningSampler
 from dynaprune import condense as cd
 from dynaprune.condense.augment import _GROUPS
 
@@ -174,6 +175,19 @@ def test_convnet_from_a_generator_has_the_weights_of_a_global_seed_and_leaves_it
         assert torch.equal(a, b), name
     other = cd.ConvNet(3, 10, (32, 32), generator=torch.Generator().manual_seed(8))
     assert not torch.equal(other.classifier.weight, drawn.classifier.weight)
+
+
+def test_train_convnet_with_a_sampler_trains_on_its_epochs_and_checks_its_size() -> None:
+    x, y = torch.randn(12, 3, 8, 8), torch.arange(12) % 3
+    sampler = cd_sampler(12)
+    cd.train_convnet(x, y, epochs=3, batch_size=4, sampler=sampler)
+    assert sampler.planned_epoch == 2 and sampler.stats.summary()["seen_samples"] >= 6
+    with pytest.raises(ValueError, match=r"sampler must be over the 12 images, got one over 13"):
+        cd.train_convnet(x, y, epochs=1, sampler=cd_sampler(13))
+
+
+def cd_sampler(n: int) -> DynamicPruningSampler:
+    return DynamicPruningSampler(n, 0.5, "ucb", seed=0)
 
 
 # ------------------------------------------------------------------ arguments

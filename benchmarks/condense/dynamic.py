@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -41,7 +40,6 @@ from benchmarks.condense.run import (
 )
 from dynaprune import DynamicPruningSampler
 from dynaprune import condense as cd
-from dynaprune.condense._common import RealImages, fresh_net
 from dynaprune.policies import POLICIES
 
 __all__ = ["main", "run", "train_pruned"]
@@ -60,27 +58,12 @@ def train_pruned(
 ) -> torch.nn.Module:
     """A fresh ConvNet trained as :func:`dynaprune.condense.train_convnet` trains one, on
     ``per_epoch`` samples of ``(x, y)`` per epoch chosen by ``policy``."""
-    generator = torch.Generator().manual_seed(seed)
-    net = fresh_net(RealImages(x, y, 1, None), generator)
-    net.train()
     sampler = DynamicPruningSampler(len(x), per_epoch / len(x), policy, seed=seed)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    for epoch in range(epochs):
-        if epoch == epochs // 2 + 1:  # the protocol's step, as train_convnet takes it
-            optimizer = torch.optim.SGD(
-                net.parameters(), lr=lr * 0.1, momentum=0.9, weight_decay=5e-4
-            )
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(sampler), dtype=torch.int64)
-        if len(order) != per_epoch:
-            raise RuntimeError(f"the sampler planned {len(order)} samples, not {per_epoch}")
-        for part in order.split(batch_size):
-            logits = net(cd.dsa_augment(x[part], generator))
-            loss = sampler.update(F.cross_entropy(logits, y[part], reduction="none"), part)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return net
+    if sampler.num_keep != per_epoch:
+        raise RuntimeError(f"the sampler plans {sampler.num_keep} samples, not {per_epoch}")
+    return cd.train_convnet(
+        x, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, sampler=sampler
+    )
 
 
 def run(cfg: dict[str, Any], out: Path, policies: list[str]) -> None:

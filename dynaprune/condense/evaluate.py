@@ -17,6 +17,7 @@ from dynaprune._checks import check_bool, check_count, check_positive_float
 from dynaprune.condense._common import RealImages, fresh_net
 from dynaprune.condense.augment import dsa_augment
 from dynaprune.condense.convnet import ConvNet
+from dynaprune.core.sampler import DynamicPruningSampler
 
 __all__ = ["accuracy", "train_convnet"]
 
@@ -31,8 +32,14 @@ def train_convnet(
     augment: bool = True,
     seed: int = 0,
     num_classes: int | None = None,
+    sampler: DynamicPruningSampler | None = None,
 ) -> ConvNet:
     """A freshly initialised ConvNet trained on ``(images, labels)`` with the papers' protocol.
+
+    With a ``sampler`` (over ``len(images)`` samples), each epoch trains on the samples it
+    plans for that epoch, in its order, and feeds their losses back to it
+    (:meth:`~dynaprune.DynamicPruningSampler.update`): dynamic pruning of the set under the
+    same protocol; without one, on all of them in random order.
 
     Example:
         >>> x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
@@ -46,6 +53,11 @@ def train_convnet(
     check_count("batch_size", batch_size, 1)
     check_bool("augment", augment)
     check_count("seed", seed, 0)
+    if sampler is not None and sampler.num_samples != len(data.labels):
+        raise ValueError(
+            f"sampler must be over the {len(data.labels)} images, got one over "
+            f"{sampler.num_samples} samples"
+        )
     generator = torch.Generator().manual_seed(seed)
     net = fresh_net(data, generator)
     net.train()
@@ -56,11 +68,19 @@ def train_convnet(
             optimizer = torch.optim.SGD(
                 net.parameters(), lr=lr * 0.1, momentum=0.9, weight_decay=5e-4
             )
-        order = torch.randperm(len(x), generator=generator).to(x.device)
+        if sampler is None:
+            order = torch.randperm(len(x), generator=generator).to(x.device)
+        else:
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), dtype=torch.int64, device=x.device)
         for part in order.split(batch_size):
             xb = dsa_augment(x[part], generator) if augment else x[part]
             optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(net(xb), y[part]).backward()
+            if sampler is None:
+                loss = F.cross_entropy(net(xb), y[part])
+            else:
+                loss = sampler.update(F.cross_entropy(net(xb), y[part], reduction="none"), part)
+            loss.backward()
             optimizer.step()
     return net
 
