@@ -13,6 +13,7 @@ import yaml
 
 from benchmarks.environment import collect_environment, write_environment
 from benchmarks.grid.data import DataBundle, load_data
+from benchmarks.grid.flags import append_flags, flag_quality
 from benchmarks.grid.factories import UserData, load_user_data
 from benchmarks.grid.figures import plot
 from benchmarks.grid.loaders import normalize
@@ -160,6 +161,9 @@ def run_benchmark(
             clock = RunClock(run, test, train["eval_batch_size"], on_epoch, train["eval_every"])
             train_fn(run, clock)
             result = clock.result(time.perf_counter() - run_start + scoring, scoring)
+            flipped = getattr(data, "flipped", None)
+            if spec.pruned and flipped is not None:  # how well the statistics see the noise
+                append_flags(out, spec, flag_quality(run.sampler, flipped))
             del run, clock  # frees the data copies and stops persistent workers before the next run
             gc.collect()
             append_run(out, result)

@@ -89,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--label-noise", type=float, help="share of training labels flipped to another class"
     )
+    parser.add_argument(
+        "--label-noise-kind",
+        choices=("symmetric", "asymmetric"),
+        help="symmetric: any other class; asymmetric: CIFAR-10's class pairs (truck->automobile, "
+        "bird->airplane, deer->horse, cat<->dog)",
+    )
+    parser.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
     parser.add_argument("--eval-every", type=int, help="evaluate after every n-th epoch")
     parser.add_argument(
         "--curve",
@@ -130,6 +137,8 @@ _FLAGS = {
     "threads": "train.threads",
     "train_subset": "data.train_subset",
     "label_noise": "data.label_noise",
+    "label_noise_kind": "data.label_noise_kind",
+    "lr": "train.lr",
     "eval_every": "train.eval_every",
     "curve": "benchmark.curve",
     "model_factory": "model.factory",

@@ -51,6 +51,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "streaming": False,  # decode JPEGs per item in the workers (imagefolder only)
         "label_noise": 0.0,  # share of training labels replaced by another class at random
         "label_noise_seed": 0,  # fixes which labels, the same for every run and seed
+        # "symmetric": a flipped label becomes any other class; "asymmetric": CIFAR-10's
+        # class pairs (data.ASYMMETRIC_PAIRS), each of those classes flipped at label_noise
+        "label_noise_kind": "symmetric",
         # your own data: MODULE:FUNCTION returning (train_set, test_set); replaces dataset
         "factory": None,
     },
@@ -361,6 +364,8 @@ def _validate_data(data: dict[str, Any]) -> None:
     noise = data["label_noise"]
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.0 <= noise < 1.0:
         raise _fail("data.label_noise", noise, "a number in [0, 1)")
+    if data["label_noise_kind"] not in ("symmetric", "asymmetric"):
+        raise _fail("data.label_noise_kind", data["label_noise_kind"], "symmetric or asymmetric")
     for key in ("train_subset", "test_subset", "image_size"):
         value = data[key]
         if value is not None and (

@@ -41,6 +41,7 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     train_files: list[tuple[str, int]] | None = None
+    flipped: torch.Tensor | None = None  # bool mask of the labels data.label_noise changed
 
     @property
     def num_train(self) -> int:
@@ -71,30 +72,64 @@ def load_data(data_cfg: dict[str, Any]) -> DataBundle:
         train_x, train_y = _subset(train_x, train_y, data_cfg["train_subset"], "data.train_subset")
     if data_cfg["test_subset"] is not None:
         test_x, test_y = _subset(test_x, test_y, data_cfg["test_subset"], "data.test_subset")
+    flipped = None
     if data_cfg["label_noise"] > 0:
+        clean_y = train_y
         train_y = add_label_noise(
-            train_y, num_classes, data_cfg["label_noise"], data_cfg["label_noise_seed"]
+            train_y,
+            num_classes,
+            data_cfg["label_noise"],
+            data_cfg["label_noise_seed"],
+            kind=data_cfg.get("label_noise_kind", "symmetric"),
         )
+        flipped = train_y != clean_y
     mean, std = _channel_stats(train_x)
     files = (
         list_image_folder(root / "train")[0] if data_cfg["streaming"] and root is not None else None
     )
-    return DataBundle(train_x, train_y, test_x, test_y, num_classes, mean, std, files)
+    return DataBundle(train_x, train_y, test_x, test_y, num_classes, mean, std, files, flipped)
+
+
+#: CIFAR-10's asymmetric noise (Patrini et al., CVPR 2017, as in DivideMix's dataloader):
+#: truck -> automobile, bird -> airplane, deer -> horse, cat <-> dog, in label order.
+ASYMMETRIC_PAIRS: dict[int, int] = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
 
 
 def add_label_noise(
-    labels: torch.Tensor, num_classes: int, share: float, seed: int
+    labels: torch.Tensor, num_classes: int, share: float, seed: int, kind: str = "symmetric"
 ) -> torch.Tensor:
-    """Symmetric label noise: ``round(share * N)`` training labels, chosen with ``seed``, each
-    replaced by a different class drawn uniformly, so exactly that share is wrong. The test
-    labels are never touched.
+    """Label noise on the training labels; the test labels are never touched.
+
+    ``kind="symmetric"``: ``round(share * N)`` labels, chosen with ``seed``, each replaced by a
+    different class drawn uniformly, so exactly that share is wrong. ``kind="asymmetric"``: in
+    each source class of :data:`ASYMMETRIC_PAIRS`, ``round(share * n_class)`` labels, chosen
+    with ``seed``, become the paired class (CIFAR-10's usual class-dependent noise; 40 % of
+    five classes is 20 % of the data set).
 
     Example:
         >>> y = torch.zeros(10, dtype=torch.long)
         >>> int((add_label_noise(y, 10, 0.2, 0) != y).sum())
         2
+        >>> y = torch.arange(10).repeat(5)
+        >>> noisy = add_label_noise(y, 10, 0.4, 0, kind="asymmetric")
+        >>> int((noisy != y).sum()), sorted(set(noisy[noisy != y].tolist()))
+        (10, [0, 1, 3, 5, 7])
     """
     generator = torch.Generator().manual_seed(seed)
+    if kind == "asymmetric":
+        if num_classes != 10:
+            raise ValueError(
+                f"kind='asymmetric' is CIFAR-10's class pairs and needs 10 classes, "
+                f"got num_classes={num_classes}"
+            )
+        noisy = labels.clone()
+        for source, target in ASYMMETRIC_PAIRS.items():
+            members = (labels == source).nonzero().flatten()
+            order = torch.randperm(len(members), generator=generator)
+            noisy[members[order[: round(share * len(members))]]] = target
+        return noisy
+    if kind != "symmetric":
+        raise ValueError(f"kind must be 'symmetric' or 'asymmetric', got {kind!r}")
     n = len(labels)
     flip = torch.randperm(n, generator=generator)[: round(share * n)]
     shift = torch.randint(1, num_classes, (len(flip),), generator=generator)

@@ -57,6 +57,13 @@ def _ucb_variance(cfg: dict[str, Any]) -> Any:
     return UCBPolicy(spread="variance")
 
 
+def _guarded_drop(cfg: dict[str, Any]) -> Any:
+    """``guarded_ucb`` whose flagged samples are kept only if the others cannot fill the budget."""
+    from dynaprune import GuardedUCBPolicy
+
+    return GuardedUCBPolicy(flagged="drop")
+
+
 def _onion(cfg: dict[str, Any]) -> Any:
     """Swaps every ``ceil(epochs / 10)`` epochs, at most 5 times: the published schedule
     (every 30 of 300 epochs) scaled to the run."""
@@ -95,6 +102,9 @@ REGISTRY: dict[str, Entry] = {
     "epsilon_greedy": Entry("policy", ("C1", "-")),
     "ucb": Entry("policy", ("C2", "-")),
     "ucb-var": Entry("policy", ("yellowgreen", "-"), policy=_ucb_variance),
+    "guarded_ucb": Entry("policy", ("forestgreen", "-")),
+    "guarded_ucb-drop": Entry("policy", ("limegreen", "-"), policy=_guarded_drop),
+    "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end
     "infobatch": Entry("policy", ("C4", "-"), anneals=True, momentum=0.0),

@@ -3,6 +3,8 @@
 * :mod:`~dynaprune.policies.base` — :class:`PruningPolicy` and its :class:`Selection`.
 * :mod:`~dynaprune.policies.loss` — the loss-driven rules: ``uniform``, ``epsilon_greedy``,
   ``ucb``, ``soft``.
+* :mod:`~dynaprune.policies.guarded` — rules that keep away from flipped labels:
+  ``guarded_ucb``, ``moderate``.
 * :mod:`~dynaprune.policies.sampled` — loss-biased random draws at an exact budget:
   ``infobatch``, ``pool_top``, ``importance``.
 * :mod:`~dynaprune.policies.onion` — Peeling the Onion's example selector, ``onion``.
@@ -12,6 +14,7 @@
 """
 
 from dynaprune.policies.base import PruningPolicy, Selection
+from dynaprune.policies.guarded import GuardedUCBPolicy, GuardReport, ModeratePolicy
 from dynaprune.policies.loss import EpsilonGreedyPolicy, SoftPolicy, UCBPolicy, UniformPolicy
 from dynaprune.policies.onion import OnionPolicy
 from dynaprune.policies.reducible import ReducibleLossPolicy
@@ -22,8 +25,11 @@ from dynaprune.policies.static import StaticPolicy
 __all__ = [
     "POLICIES",
     "EpsilonGreedyPolicy",
+    "GuardReport",
+    "GuardedUCBPolicy",
     "ImportancePolicy",
     "InfoBatchPolicy",
+    "ModeratePolicy",
     "OnionPolicy",
     "PoolTopPolicy",
     "PruningPolicy",

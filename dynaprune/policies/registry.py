@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynaprune.policies.base import PruningPolicy
+from dynaprune.policies.guarded import GuardedUCBPolicy, ModeratePolicy
 from dynaprune.policies.loss import EpsilonGreedyPolicy, SoftPolicy, UCBPolicy, UniformPolicy
 from dynaprune.policies.onion import OnionPolicy
 from dynaprune.policies.sampled import ImportancePolicy, InfoBatchPolicy, PoolTopPolicy
@@ -15,6 +16,8 @@ POLICIES: tuple[str, ...] = (
     "uniform",
     "epsilon_greedy",
     "ucb",
+    "guarded_ucb",
+    "moderate",
     "soft",
     "infobatch",
     "pool_top",
@@ -25,6 +28,8 @@ _CLASSES: dict[str, type[PruningPolicy]] = {
     "uniform": UniformPolicy,
     "epsilon_greedy": EpsilonGreedyPolicy,
     "ucb": UCBPolicy,
+    "guarded_ucb": GuardedUCBPolicy,
+    "moderate": ModeratePolicy,
     "soft": SoftPolicy,
     "infobatch": InfoBatchPolicy,
     "pool_top": PoolTopPolicy,

@@ -1,0 +1,184 @@
+"""The noise-guarded UCB, ambiguity-first and the two-Gaussian fit they rest on."""
+
+import math
+
+import pytest
+import torch
+
+from dynaprune import DynamicPruningSampler, GuardedUCBPolicy, ModeratePolicy, UCBPolicy
+from dynaprune._mixture import Mixture, ashman_d, fit_two_gaussians, flag_threshold
+from dynaprune.core.statistics import LossStatistics
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def stats_of(mean, count=1):
+    mean = torch.as_tensor(mean, dtype=torch.float32)
+    stats = LossStatistics(mean.numel())
+    stats.mean = mean.clone()
+    stats.count = torch.full((mean.numel(),), count, dtype=torch.int32)
+    stats.seen = (stats.count > 0).to(torch.int32)
+    return stats
+
+
+def bimodal(n_clean=8000, n_noisy=2000, seed=0):
+    """Clean losses around 1, flipped ones around 3.5: the shape of 20 % symmetric noise."""
+    g = gen(seed)
+    clean = 1.0 + 0.4 * torch.randn(n_clean, generator=g)
+    noisy = 3.5 + 0.5 * torch.randn(n_noisy, generator=g)
+    return torch.cat([clean, noisy]).clamp_min(0.05)
+
+
+def skewed(n=10000, seed=0):
+    """A unimodal right-skewed loss distribution (clean labels): a gamma with shape 2."""
+    g = gen(seed)
+    return -torch.log(torch.rand(n, generator=g) * torch.rand(n, generator=g)) * 0.6
+
+
+# ------------------------------------------------------------------- the mixture
+
+
+def test_fit_recovers_two_modes():
+    m = fit_two_gaussians(bimodal())
+    assert m.weight == pytest.approx(0.2, abs=0.02)
+    assert m.mean_lo == pytest.approx(1.0, abs=0.05) and m.mean_hi == pytest.approx(3.5, abs=0.1)
+    assert m.std_lo == pytest.approx(0.4, abs=0.05) and m.std_hi == pytest.approx(0.5, abs=0.1)
+    assert ashman_d(m) > 5
+
+
+def test_fit_reads_only_the_masked_values_and_a_bounded_sample():
+    x = bimodal()
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    mask[:8000] = True  # the clean mode alone: no second mode far away
+    m = fit_two_gaussians(x, mask)
+    assert m.mean_hi < 2.5
+    big = fit_two_gaussians(bimodal(80000, 20000), limit=4096)
+    assert big.weight == pytest.approx(0.2, abs=0.03)
+
+
+@pytest.mark.parametrize("values", [torch.ones(100), torch.arange(10.0), torch.tensor([])])
+def test_nothing_to_fit(values):
+    assert fit_two_gaussians(values) is None
+
+
+def test_separation_tells_bimodal_from_skewed():
+    assert ashman_d(fit_two_gaussians(bimodal())) > 3
+    assert ashman_d(fit_two_gaussians(skewed())) < 1.5
+
+
+def test_threshold_is_where_the_high_posterior_reaches_one_half():
+    assert flag_threshold(Mixture(0.5, 0.0, 2.0, 1.0, 1.0)) == pytest.approx(1.0, abs=1e-3)
+    # a rarer high mode moves the threshold towards it
+    assert flag_threshold(Mixture(0.1, 0.0, 2.0, 1.0, 1.0)) > 1.5
+    assert flag_threshold(Mixture(0.0, 0.0, 2.0, 1.0, 1.0)) == math.inf
+
+
+# ------------------------------------------------------------------- the guard
+
+
+def test_guard_flags_the_high_mode_on_noisy_losses():
+    stats = stats_of(bimodal())
+    report = GuardedUCBPolicy().guard(stats)
+    noisy = torch.arange(10000) >= 8000
+    recall = (report.flagged & noisy).sum() / noisy.sum()
+    precision = (report.flagged & noisy).sum() / report.flagged.sum()
+    assert recall > 0.97 and precision > 0.97
+    assert report.share == pytest.approx(0.2, abs=0.01)
+    assert bool((stats.mean[report.flagged] >= report.threshold).all())
+
+
+def test_guard_is_off_on_unimodal_losses_and_the_rule_is_ucb():
+    stats = stats_of(skewed())
+    stats.var = torch.rand(10000, generator=gen(3))
+    report = GuardedUCBPolicy().guard(stats)
+    assert report.share == 0.0 and report.threshold == math.inf
+    assert report.separation < 1.5
+    guarded = GuardedUCBPolicy().select(stats, 3000, gen(5)).indices
+    plain = UCBPolicy().select(stats, 3000, gen(5)).indices
+    assert torch.equal(guarded, plain)
+
+
+def test_guard_waits_until_enough_samples_were_seen():
+    stats = stats_of(bimodal())
+    stats.count[:6000] = 0
+    assert GuardedUCBPolicy(min_seen=0.5).guard(stats).share == 0.0
+    assert GuardedUCBPolicy(min_seen=0.4).guard(stats).share > 0.0
+
+
+def test_flagged_samples_get_no_priority():
+    stats = stats_of(bimodal())
+    policy = GuardedUCBPolicy(explore=0.0)
+    keep = policy.select(stats, 3000, gen()).indices
+    assert keep.numel() == 3000
+    assert int((keep >= 8000).sum()) == 0  # the highest losses, all flagged: none kept
+    # the kept ones are the highest unflagged losses
+    unflagged = stats.mean.masked_fill(policy.guard(stats).flagged, -math.inf)
+    assert set(keep.tolist()) == set(unflagged.topk(3000).indices.tolist())
+
+
+def test_flagged_samples_are_drawn_at_the_exploration_rate_or_dropped():
+    stats = stats_of(bimodal())
+    n, k = 10000, 5000
+    explore = GuardedUCBPolicy(flagged="explore").select(stats, k, gen()).indices
+    pool = n - (k - round(0.3 * k))  # the exploration draw's pool
+    expected = round(0.3 * k) * 2000 / pool
+    assert abs(int((explore >= 8000).sum()) - expected) < 5 * math.sqrt(expected)
+    dropped = GuardedUCBPolicy(flagged="drop").select(stats, k, gen()).indices
+    assert dropped.numel() == k and int((dropped >= 8000).sum()) == 0
+
+
+def test_drop_fills_the_budget_from_flagged_samples_when_it_must():
+    stats = stats_of(bimodal())
+    keep = GuardedUCBPolicy(flagged="drop").select(stats, 9000, gen()).indices
+    flagged = GuardedUCBPolicy().guard(stats).flagged
+    assert keep.numel() == 9000 and keep.unique().numel() == 9000
+    assert int((~flagged).sum()) == int((~flagged[keep.long()]).sum())  # every unflagged kept
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"separation": -1.0}, "separation must be a finite number >= 0, got -1.0"),
+        ({"flagged": "keep"}, "flagged must be one of"),
+        ({"min_seen": 0.0}, r"min_seen must be in \(0, 1\], got 0.0"),
+        ({"min_seen": 1.5}, "min_seen must be a number in"),
+        ({"explore": 2.0}, "explore must be a number in"),
+        ({"c": math.nan}, "c must be a finite number"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GuardedUCBPolicy(**kwargs)
+
+
+def test_sampler_takes_the_names_and_keeps_exact_budgets():
+    for name in ("guarded_ucb", "moderate"):
+        sampler = DynamicPruningSampler(1000, keep_ratio=0.3, policy=name, seed=1)
+        for epoch in range(3):
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            assert len(order) == 300 and len(set(order)) == 300
+            idx = torch.tensor(order)
+            sampler.update(torch.where(idx >= 800, 4.0, 1.0) + 0.1 * (idx % 7))
+
+
+# ------------------------------------------------------------------- ambiguity first
+
+
+def test_moderate_prefers_losses_near_the_median():
+    losses = torch.cat([torch.linspace(0.0, 2.0, 900), torch.full((100,), 9.0)])
+    stats = stats_of(losses)
+    keep = ModeratePolicy(explore=0.0).select(stats, 300, gen()).indices
+    kept = losses[keep.long()]
+    assert float((kept - losses.median()).abs().max()) < 0.4
+    assert int((kept == 9.0).sum()) == 0
+
+
+def test_moderate_ranks_unseen_samples_first():
+    stats = stats_of(torch.linspace(0, 1, 100))
+    stats.count[:10] = 0
+    stats.seen[:10] = 0
+    keep = ModeratePolicy(explore=0.0).select(stats, 20, gen()).indices
+    assert set(range(10)) <= set(keep.tolist())
