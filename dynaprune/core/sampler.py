@@ -45,8 +45,10 @@ class DynamicPruningSampler(Sampler[int]):
         keep_ratio: share of the data set kept in a pruned epoch, in ``(0, 1]``; ``1`` trains on
             all of it. A pruned epoch keeps exactly ``round(keep_ratio * N)`` samples.
         policy: a name in :data:`dynaprune.policies.POLICIES` or a
-            :class:`~dynaprune.policies.PruningPolicy`; ``"uniform"`` by default: the one rule that
-            never lost to fewer epochs on all the data (README, "Which policy when").
+            :class:`~dynaprune.policies.PruningPolicy`; ``"uniform"`` by default: every loss-driven rule
+            lost to it somewhere, though it does not beat fewer epochs on all the data (paired by
+            seed it was behind them in 12 of 13 committed comparisons, by up to 0.68 pt beyond
+            its spread; README, "Which policy when").
         seed: seeds every random choice together with the epoch.
         warmup_epochs: first epochs that use the full data set.
         anneal_epochs: last epochs that use the full data set; needs ``total_epochs``.
