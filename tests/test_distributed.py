@@ -1,5 +1,7 @@
 """Data parallelism on CPU: two processes with the gloo backend."""
 
+from typing import Any
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -153,6 +155,7 @@ def test_replicas_differing_from_the_group_are_refused(plain_results):
         assert "num_replicas=3 but the process group has 2 ranks" in result["mismatch"]
 
 
+pl: Any
 try:
     import pytorch_lightning as pl
 except ImportError:  # pragma: no cover - depends on the environment

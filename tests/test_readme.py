@@ -103,11 +103,11 @@ def test_readme_block_runs(number: int, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def _run_lightning(block: str) -> None:
-    pytorch_lightning = pytest.importorskip("pytorch_lightning")
+    pl: Any = pytest.importorskip("pytorch_lightning")
     ns = _namespace()
     exec(compile(block, "README.md Lightning block", "exec"), ns)
 
-    class Module(pytorch_lightning.LightningModule):
+    class Module(pl.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.net = torch.nn.Linear(FEATURES, CLASSES)
