@@ -3,7 +3,8 @@
 :class:`DynamicPruningSampler` conducts; its parts do the work: the size of each epoch
 (:mod:`~dynaprune.core.schedule`), the epoch's subset, order, shard and loss matching
 (:mod:`~dynaprune.core.plan`), the per-sample statistics on the device
-(:mod:`~dynaprune.core.statistics`), merging ranks (:mod:`~dynaprune.core.distributed`) and
+(:mod:`~dynaprune.core.statistics`), what to do about non-finite losses
+(:mod:`~dynaprune.core.nonfinite`), merging ranks (:mod:`~dynaprune.core.distributed`) and
 checkpoints (:mod:`~dynaprune.core._state`).
 """
 
