@@ -19,7 +19,7 @@ indices (int64, ascending, on the losses' device, no host sync):
 * :func:`rho` — RHO-LOSS's in-batch rule (Mindermann et al., "Prioritized Training on Points
   that are Learnable, Worth Learning, and Not Yet Learnt", ICML 2022; OATML/RHO-Loss
   ``src/curricula/selection_methods.py: reducible_loss_selection``): the rows of highest
-  reducible loss, training loss minus irreducible loss (:mod:`dynaprune.irreducible`).
+  reducible loss, training loss minus irreducible loss (:mod:`dynaprune.reducible`).
 * :func:`uniform` — a uniform random subset of the rows: the control.
 
 Non-finite losses rank below every finite one (such a row is chosen only when the budget needs
@@ -130,7 +130,7 @@ def rho(losses: Tensor, irreducible: Tensor, keep: float) -> Tensor:
     Args:
         losses: the batch's per-sample training losses, shape ``(B,)``.
         irreducible: the same samples' irreducible losses (e.g. ``il[indices]`` from
-            :func:`dynaprune.irreducible.irreducible_losses`), shape ``(B,)``.
+            :func:`dynaprune.reducible.irreducible_losses`), shape ``(B,)``.
         keep: share of the rows to keep, in ``(0, 1]``.
 
     Example:

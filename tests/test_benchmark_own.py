@@ -34,7 +34,10 @@ def test_the_example_runs_from_the_command_line(tmp_path: Path) -> None:
     assert main(argv) == 0
     summary = _rows(out / "summary.csv")
     assert [r["method"] for r in summary] == ["full", "full-same-budget", "uniform", "ucb+sb"]
-    assert all(0.0 <= float(r["test_acc_mean"]) <= 100.0 for r in summary)
+    # four well-separated blobs, 10 % of labels flipped: every method learns them within two
+    # epochs (about 89 % measured) where an untrained or broken run stays near chance, 25 %
+    accs = {r["method"]: float(r["test_acc_mean"]) for r in summary}
+    assert all(60.0 <= acc <= 100.0 for acc in accs.values()), accs
     for name in ("environment.json", "versions.txt", "accuracy_vs_time.png", "summary.md"):
         assert (out / name).is_file()
     saved = (out / "config.yaml").read_text()

@@ -95,12 +95,21 @@ def test_huge_finite_losses_keep_the_statistics_finite(policy: str, huge: float)
 
 
 def test_soft_keeps_reweighting_with_huge_losses() -> None:
-    sampler = DynamicPruningSampler(N, 0.5, "soft", seed=0)
-    train(sampler, range(1))
+    sampler = DynamicPruningSampler(N, 0.5, "soft", seed=0, warmup_epochs=1)
+    train(sampler, range(1))  # a full epoch: every sample seen, none ranked first as unseen
     sampler.stats.mean[:2] = 3e38  # their float32 sum overflows
     sampler.set_epoch(1)
-    list(sampler)
-    assert (sampler.batch_weights(4) != 1).any() or sampler.batch_weights(20).unique().numel() > 1
+    order = list(sampler)
+    weights = sampler.batch_weights(len(order))  # the whole epoch's, in order
+    assert bool(torch.isfinite(weights).all()), weights
+    # Only the two huge samples are above the mean loss (summed in float64, no overflow): they
+    # are kept with weight k / N, and the k - 2 others drawn from N - 2 weigh
+    # (k / N) (N - 2) / (k - 2); the weights average exactly 1.
+    k = sampler.num_keep
+    expected = torch.full((k,), (k / N) * (N - 2) / (k - 2))
+    expected[[order.index(0), order.index(1)]] = k / N
+    torch.testing.assert_close(weights, expected)
+    assert float(weights.mean()) == pytest.approx(1.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("policy", ["epsilon_greedy", "ucb", "soft"])

@@ -251,3 +251,41 @@ def test_unified_lightning_namespace(tmp_path):
     )
     t.fit(UnifiedModel(), make_loader(sampler))
     assert sampler.stats.count.sum().item() == 2 * 48
+
+
+def _resume_mid_epoch(tmp_path, loader_class, module):
+    """Fit 3 epochs with a checkpoint at step 7 (mid-way through epoch 1), then resume from it;
+    return the resumed run's sampler and the warnings the resume raised."""
+    import warnings
+
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    def fit(out, ckpt_path=None, **ckpt_kwargs):
+        sampler = DynamicPruningSampler(96, 0.5, "ucb", seed=3, warmup_epochs=1)
+        ckpt = ModelCheckpoint(dirpath=out / "ckpt", save_top_k=-1, **ckpt_kwargs)
+        t = trainer(out, max_epochs=3, enable_checkpointing=True, callbacks=[ckpt])
+        loader = loader_class(IndexedBlobs(), batch_size=16, sampler=sampler)
+        t.fit(module(), loader, ckpt_path=ckpt_path)
+        return sampler
+
+    fit(tmp_path, every_n_train_steps=7)
+    ckpt = next((tmp_path / "ckpt").glob("*step=7.ckpt"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sampler = fit(tmp_path / "resumed", ckpt_path=str(ckpt))
+    return sampler, [str(w.message) for w in caught]
+
+
+def test_resumable_data_loader_declares_the_mid_epoch_resume_to_lightning(tmp_path, tiny_module):
+    from dynaprune.lightning import ResumableDataLoader
+
+    plain, plain_warnings = _resume_mid_epoch(tmp_path / "plain", DataLoader, tiny_module)
+    ours, our_warnings = _resume_mid_epoch(tmp_path / "ours", ResumableDataLoader, tiny_module)
+    # Lightning warns about a plain DataLoader (if this fails, Lightning changed its check) ...
+    assert any("not resumable" in w for w in plain_warnings)
+    # ... and not about one that implements state_dict / load_state_dict
+    assert not any("not resumable" in w for w in our_warnings)
+    # both resume exactly the same: the position is the sampler's
+    for name in ("mean", "var", "count", "seen"):
+        assert torch.equal(getattr(plain.stats, name), getattr(ours.stats, name)), name
+    assert int(ours.stats.count.sum()) == 96 + 2 * 48

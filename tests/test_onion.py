@@ -165,7 +165,7 @@ def test_swap_size_is_rounded_and_bounded_by_the_samples_left_out():
 
 def test_a_swap_without_tracked_correctness_is_explained():
     stats = subset_stats()
-    stats.correct = None
+    stats.forgetting = None
     with pytest.raises(RuntimeError, match=r"forgetting_counts\(\) needs per-sample correctness"):
         OnionPolicy(period=3).select(stats, K, gen())
 

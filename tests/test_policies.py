@@ -202,3 +202,80 @@ def test_nan_scores_still_give_an_exact_budget():
     for policy in (UCBPolicy(c=0.0), UCBPolicy(c=1.0)):
         sel = policy.select(stats, 5, gen())
         assert sel.indices.unique().numel() == 5
+
+
+# ------------------------------------------------------------------ settings changed later
+def _changed(policy, attr, value):
+    setattr(policy, attr, value)
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("policy", "match"),
+    [
+        (_changed(EpsilonGreedyPolicy(), "epsilon", 5), r"EpsilonGreedyPolicy\.epsilon .*got 5$"),
+        (_changed(UCBPolicy(), "explore", -0.1), r"UCBPolicy\.explore .*got -0\.1$"),
+        (_changed(UCBPolicy(), "c", float("nan")), r"UCBPolicy\.c .*got nan$"),
+        (_changed(UCBPolicy(), "spread", "var"), r"UCBPolicy\.spread must be one of .*'var'"),
+        (_changed(UCBPolicy(), "count_bonus", -1), r"UCBPolicy\.count_bonus .*got -1$"),
+        (_changed(SoftPolicy(), "random_share", 0.0), r"SoftPolicy\.random_share must be > 0"),
+        (_changed(make_policy("pool_top"), "pool_factor", 0.5), r"PoolTopPolicy\.pool_factor"),
+        (_changed(make_policy("importance"), "mix", 0), r"ImportancePolicy\.mix .*got 0$"),
+        (_changed(make_policy("onion"), "period", 0), r"OnionPolicy\.period .*got 0$"),
+        (_changed(make_policy("onion"), "swap_fraction", 2.0), r"OnionPolicy\.swap_fraction"),
+        (_changed(make_policy("onion"), "max_swaps", -1), r"OnionPolicy\.max_swaps .*got -1$"),
+    ],
+)
+def test_a_setting_changed_after_construction_is_refused_at_selection(policy, match):
+    from dynaprune import DynamicPruningSampler
+
+    sampler = DynamicPruningSampler(20, 0.5, policy, seed=0)
+    with pytest.raises(ValueError, match=match):
+        list(sampler)  # the first epoch is pruned: the policy selects
+    assert sampler.planned_epoch is None  # nothing planned
+
+
+def test_settings_are_checked_before_every_selection_not_only_the_first():
+    from dynaprune import DynamicPruningSampler
+
+    policy = EpsilonGreedyPolicy()
+    sampler = DynamicPruningSampler(20, 0.5, policy, seed=0, warmup_epochs=1)
+    list(sampler)  # warm-up: a full epoch, no selection
+    policy.epsilon = 5
+    sampler.set_epoch(1)
+    with pytest.raises(ValueError, match=r"EpsilonGreedyPolicy\.epsilon must be .*got 5"):
+        list(sampler)
+    policy.epsilon = 0.5
+    assert len(list(sampler)) == 10
+
+
+# ------------------------------------------------------------------ trusted selections
+def test_built_in_policies_declare_their_selection_trusted_and_subclasses_do_not_inherit_it():
+    from dynaprune import ReducibleLossPolicy, StaticPolicy
+    from dynaprune.policies.base import PruningPolicy
+
+    for name in POLICIES:
+        assert type(make_policy(name)).trusted_selection, name
+    assert StaticPolicy.trusted_selection
+    assert not PruningPolicy.trusted_selection
+    assert not ReducibleLossPolicy.trusted_selection  # checked, as before
+
+    class Mine(UCBPolicy):
+        pass
+
+    class Declared(UCBPolicy):
+        trusted_selection = True
+
+    assert not Mine.trusted_selection and Mine().trusted_selection is False
+    assert Declared.trusted_selection
+
+
+def test_a_subclass_of_a_built_in_policy_has_its_selection_checked():
+    from dynaprune import DynamicPruningSampler, Selection
+
+    class Repeats(UniformPolicy):
+        def select(self, stats, num_keep, generator):
+            return Selection(torch.zeros(num_keep, dtype=torch.int64))
+
+    with pytest.raises(ValueError, match="distinct"):
+        list(DynamicPruningSampler(10, 0.5, Repeats()))

@@ -94,7 +94,29 @@ def test_pool_top_factor_one_is_uniform_and_unseen_rank_first() -> None:
     sel = PoolTopPolicy(pool_factor=10.0).select(stats, 10, _gen())
     assert set(sel.indices.tolist()) == set(range(10, 20))  # pool is everyone: unseen first
     sel = PoolTopPolicy(pool_factor=1.0).select(stats, 10, _gen())
-    assert sel.indices.numel() == 10
+    assert sel.indices.numel() == len(set(sel.indices.tolist())) == 10
+
+
+def test_pool_top_factor_one_keeps_as_uniform_does() -> None:
+    # With a pool as large as the budget the scores are never read: every sample is kept with
+    # probability k / N whatever its loss, as by the uniform rule, and unseen samples get no
+    # priority.
+    stats = _stats(torch.arange(20, dtype=torch.float32) ** 2, unseen=4)
+    n, k, runs = 24, 6, 600
+    hits = {"pool_top": torch.zeros(n), "uniform": torch.zeros(n)}
+    for seed in range(runs):
+        for name, policy in (("pool_top", PoolTopPolicy(1.0)), ("uniform", make_policy("uniform"))):
+            sel = policy.select(stats, k, _gen(seed))
+            assert sel.weights is None and sorted(set(sel.indices.tolist())) == sorted(
+                sel.indices.tolist()
+            )
+            hits[name][sel.indices] += 1
+    for name, count in hits.items():
+        freq = count / runs
+        # binomial std at p = 1/4 over 600 draws: 0.018; 5 std
+        assert (freq - k / n).abs().max() < 0.09, (name, freq)
+        # the six highest losses are kept no more often than the six lowest
+        assert abs(float(freq[14:20].mean() - freq[:6].mean())) < 0.05, name
 
 
 def test_inclusion_probabilities_cap_and_sum() -> None:

@@ -380,13 +380,45 @@ def test_bad_updates():
         sampler.total_steps(batch_size=4)
 
 
+class _ReportsCuda(torch.Tensor):
+    """CPU values that report the device ``cuda:0``: what the sampler sees of losses computed
+    on another device, on a machine without one."""
+
+    @property
+    def device(self) -> torch.device:  # type: ignore[override]
+        return torch.device("cuda", 0)
+
+
 def test_device_is_fixed_once():
     sampler = DynamicPruningSampler(10, 0.5, device="cpu")
     assert sampler.stats.device == torch.device("cpu")
     list(sampler)
     sampler.update(torch.ones(2))
+    elsewhere = torch.ones(2).as_subclass(_ReportsCuda)
+    assert elsewhere.device == torch.device("cuda", 0)
     with pytest.raises(ValueError, match="losses are on cuda:0, but the statistics live on cpu"):
-        must_follow(torch.device("cuda", 0), sampler.stats.device, fixed=True)
+        sampler.update(elsewhere)
+    with pytest.raises(ValueError, match="losses are on cuda:0, but the statistics live on cpu"):
+        sampler.batch_weights(elsewhere)
+    # refused before anything was recorded or moved
+    assert sampler.stats.device == torch.device("cpu")
+    assert int(sampler.stats.count.sum()) == 2
+    sampler.update(torch.ones(2))  # the batch is still the next one
+    assert int(sampler.stats.count.sum()) == 4
+    # the rule itself: an unindexed device matches any index of its type
+    assert not must_follow(torch.device("cuda"), torch.device("cuda", 1), fixed=True)
+    assert must_follow(torch.device("cuda", 0), torch.device("cpu"), fixed=False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_statistics_follow_the_first_losses_once_then_stay():
+    sampler = DynamicPruningSampler(10, 0.5)
+    list(sampler)
+    sampler.update(torch.ones(2, device="cuda"))
+    assert sampler.stats.device.type == "cuda"
+    with pytest.raises(ValueError, match="losses are on cpu, but the statistics live on cuda"):
+        sampler.update(torch.ones(2))
 
 
 def test_meta_losses_are_refused_and_the_statistics_stay():

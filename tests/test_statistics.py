@@ -305,3 +305,23 @@ def test_update_refuses_negative_and_too_large_indices_and_records_nothing():
     assert int(stats.count.sum()) == 0 and int(stats.seen.sum()) == 0
     stats.update(torch.tensor([4]), torch.ones(1), epoch=0, validated=True)
     assert stats.count.tolist() == [0, 0, 0, 0, 1]
+
+
+def test_forgetting_has_one_owner_shared_with_the_public_tracker():
+    import dynaprune
+    from dynaprune.core.forgetting import ForgettingTracker
+    from dynaprune.scores import forgetting
+
+    assert dynaprune.ForgettingTracker is forgetting.ForgettingTracker is ForgettingTracker
+    stats, tracker = LossStatistics(4), ForgettingTracker(4)
+    stats.track_correctness()
+    assert isinstance(stats.forgetting, ForgettingTracker)
+    idx = torch.arange(4)
+    for c in ([1, 1, 0, 1], [0, 1, 0, 0], [1, 0, 0, 1]):
+        correct = torch.tensor(c, dtype=torch.bool)
+        stats.update(idx, torch.ones(4), 0, unique=True, correct=correct)
+        tracker.update(idx, correct)
+    assert torch.equal(stats.correct, tracker.packed)
+    assert (
+        stats.forgetting_counts().tolist() == tracker.scores().tolist() == [1.0, 1.0, math.inf, 1.0]
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dynaprune.core._correct import check_packed
+from dynaprune.core.forgetting import ForgettingTracker
 
 __all__ = ["check_statistics_state"]
 
@@ -76,7 +76,7 @@ def check_statistics_state(
         )
     if state.get("correct") is not None:  # saved only while correctness was tracked
         name = "statistics state_dict['correct']"
-        tensors["correct"] = check_packed(name, state["correct"], num_samples)
+        tensors["correct"] = ForgettingTracker.check_packed(name, state["correct"], num_samples)
     return tensors, nonfinite
 
 

@@ -4,10 +4,11 @@ Every rank computes the same global subset (same seed, epoch and statistics) and
 shard ``order[rank::num_replicas]`` of it, padded by repeating the first samples or truncated
 with ``drop_last``, exactly as :class:`torch.utils.data.DistributedSampler` does.
 
-During an epoch each rank records only the losses of the samples it owns: those in its shard
-that are not padding. At the epoch boundary :func:`all_reduce_statistics` merges the ranks'
-statistics with one ``all_reduce`` of an int32 buffer of ``4 N + 1`` elements (``5 N + 1`` when
-correctness is tracked): every rank writes the bit patterns of the statistics it updated this
+During an epoch each rank records only the losses of the samples it owns (:class:`EpochShare`):
+those in its shard that are not padding. At the epoch boundary the sampler's
+:class:`RankMerger` merges the ranks' statistics (:func:`all_reduce_statistics`) with one
+``all_reduce`` of an int32 buffer of ``4 N + 1`` elements (``5 N + 1`` when correctness is
+tracked): every rank writes the bit patterns of the statistics it updated this
 epoch and zeros elsewhere. Ownership is disjoint, so each sum holds exactly one rank's bits and
 the merge is exact (bit-equal), whatever the backend's summation order. Integers stay integers;
 floats travel as their bits.
@@ -26,13 +27,13 @@ from torch import Tensor
 from dynaprune.core.statistics import LossStatistics
 
 __all__ = [
+    "EpochShare",
+    "RankMerger",
     "Sharding",
     "all_reduce_statistics",
-    "merge_epoch",
     "resolve_replicas",
     "shard_length",
     "shard_order",
-    "warn_unmerged",
 ]
 
 
@@ -103,9 +104,96 @@ def shard_order(order: Tensor, num_replicas: int, rank: int, drop_last: bool) ->
     return shard, num_valid
 
 
+class EpochShare:
+    """The samples of an epoch that this rank records, and whether it recorded any since the
+    ranks last merged.
+
+    Args:
+        samples: this rank's samples of the epoch, padding excluded (disjoint across ranks).
+        num_samples: samples in the data set.
+    """
+
+    def __init__(self, samples: Tensor, num_samples: int) -> None:
+        self.owned = torch.zeros(num_samples, dtype=torch.bool, device=samples.device)
+        self.owned[samples] = True
+        # Set by each matched batch and cleared by a merge: every rank matches as many batches
+        # (data-parallel training), so every rank agrees on whether the collective runs.
+        self.pending = False
+
+    def owns(self, indices: Tensor) -> Tensor:
+        """Whether this rank records each of ``indices``."""
+        return self.owned[indices]
+
+    def recorded(self) -> None:
+        """Note that a batch of this epoch was matched on this rank."""
+        self.pending = True
+
+    def to(self, device: torch.device) -> None:
+        self.owned = self.owned.to(device)
+
+
+class RankMerger:
+    """Merges the ranks' statistics exactly (:func:`all_reduce_statistics`), and keeps what
+    that needs from one merge to the next: the non-finite count already summed over the ranks,
+    so that each rank adds only what it skipped since.
+
+    Args:
+        group: the data-parallel process group (default: the world).
+    """
+
+    def __init__(self, group: dist.ProcessGroup | None = None) -> None:
+        self.group = group
+        self._summed: Tensor | None = None  # stats.nonfinite as known to every rank
+        self._warned = False
+
+    def rebase(self, stats: LossStatistics) -> None:
+        """After the non-finite count was reset or restored alike on every rank (at an epoch
+        boundary, or from a checkpoint): what it holds now is already known to every rank."""
+        self._summed = stats.nonfinite.clone()
+
+    def merge(
+        self, stats: LossStatistics, share: EpochShare, epoch: int, num_replicas: int
+    ) -> None:
+        """Merge ``epoch``'s updates if this rank recorded any since the last merge (a
+        collective then: every rank calls it alike). Without an initialised process group it
+        warns, once, that ranks keep apart statistics.
+
+        Raises:
+            ValueError: if the group's size differs from ``num_replicas``: the sums would mix
+                the wrong ranks.
+        """
+        if not share.pending:
+            return
+        share.pending = False
+        if not (dist.is_available() and dist.is_initialized()):
+            if not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"num_replicas={num_replicas} but torch.distributed is not initialised: "
+                    "each rank keeps its own statistics, and ranks may choose different subsets",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            return
+        world = dist.get_world_size(self.group)
+        if world != num_replicas:
+            raise ValueError(
+                f"num_replicas={num_replicas} but the process group has {world} ranks: "
+                "pass process_group= the data-parallel group whose ranks share each epoch"
+            )
+        summed = self._summed
+        summed = torch.zeros_like(stats.nonfinite) if summed is None else summed.to(stats.device)
+        all_reduce_statistics(stats, share.owned, epoch, summed, self.group)
+        self._summed = stats.nonfinite.clone()
+
+
 @torch.no_grad()
 def all_reduce_statistics(
-    stats: LossStatistics, owned: Tensor, epoch: int, group: dist.ProcessGroup | None = None
+    stats: LossStatistics,
+    owned: Tensor,
+    epoch: int,
+    summed: Tensor,
+    group: dist.ProcessGroup | None = None,
 ) -> None:
     """Merge the ranks' updates of ``epoch`` into identical statistics on every rank.
 
@@ -116,13 +204,14 @@ def all_reduce_statistics(
         stats: this rank's statistics.
         owned: bool mask of the samples this rank owned in ``epoch`` (disjoint across ranks).
         epoch: the epoch whose updates are merged.
+        summed: the part of ``stats.nonfinite`` already summed over all ranks (equal on every
+            rank); each rank adds what it counted beyond it.
         group: the process group (default: the world).
     """
     n = stats.num_samples
     touched = owned & (stats.seen == epoch + 1)
-    sources = [stats.mean.view(torch.int32), stats.var.view(torch.int32), stats.count, stats.seen]
-    if stats.correct is not None:  # recorded only with a loss, so only for touched samples
-        sources.append(stats.correct)
+    tensors = stats.tensors()  # correct, where tracked, is recorded only with a loss: touched
+    sources = [t.view(torch.int32) if t.is_floating_point() else t for t in tensors.values()]
     rows = len(sources)
     buf = torch.zeros(rows * n + 1, dtype=torch.int32, device=stats.device)
     parts = buf[: rows * n].view(rows, n)
@@ -130,46 +219,11 @@ def all_reduce_statistics(
     for row, src in zip(parts, sources, strict=True):
         row.copy_(src).masked_fill_(untouched, 0)
     # Non-finite counts: each rank adds what it skipped since the last merge.
-    buf[rows * n] = (stats.nonfinite - stats.nonfinite_merged).to(torch.int32)
+    buf[rows * n] = (stats.nonfinite - summed).to(torch.int32)
     dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
-    merged = parts[3] == epoch + 1
-    values = [parts[0].view(torch.float32), parts[1].view(torch.float32), *parts[2:]]
-    total = stats.nonfinite_merged + buf[rows * n].to(torch.int64)
-    stats.take_merged(merged, values, total)
-
-
-def merge_epoch(
-    stats: LossStatistics,
-    owned: Tensor,
-    epoch: int,
-    num_replicas: int,
-    group: dist.ProcessGroup | None = None,
-) -> bool:
-    """:func:`all_reduce_statistics` after checking that ``group`` has ``num_replicas`` ranks.
-
-    Returns:
-        Whether it merged: without an initialised process group it does nothing.
-
-    Raises:
-        ValueError: if the group's size differs: the sums would mix the wrong ranks.
-    """
-    if not (dist.is_available() and dist.is_initialized()):
-        return False
-    world = dist.get_world_size(group)
-    if world != num_replicas:
-        raise ValueError(
-            f"num_replicas={num_replicas} but the process group has {world} ranks: "
-            "pass process_group= the data-parallel group whose ranks share each epoch"
-        )
-    all_reduce_statistics(stats, owned, epoch, group)
-    return True
-
-
-def warn_unmerged(num_replicas: int, stacklevel: int) -> None:
-    """Warn that ranks without a process group keep apart statistics (and may diverge)."""
-    warnings.warn(
-        f"num_replicas={num_replicas} but torch.distributed is not initialised: "
-        "each rank keeps its own statistics, and ranks may choose different subsets",
-        RuntimeWarning,
-        stacklevel=stacklevel + 1,
-    )
+    values = {
+        name: part.view(like.dtype) if like.is_floating_point() else part
+        for (name, like), part in zip(tensors.items(), parts, strict=True)
+    }
+    merged = values["seen"] == epoch + 1
+    stats.take(merged, values, summed + buf[rows * n].to(torch.int64))

@@ -22,11 +22,9 @@ from torch import Tensor
 from dynaprune._select import index_dtype, random_prefix
 from dynaprune.core._members import EpochMembers
 from dynaprune.core._plan_state import check_plan_state
-from dynaprune.core.distributed import Sharding, shard_order
+from dynaprune.core.distributed import EpochShare, Sharding, shard_order
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy, check_selection
-
-_TRUSTED_MODULES = tuple(f"dynaprune.policies.{m}" for m in ("loss", "sampled", "static", "onion"))
 
 __all__ = ["EpochPlan", "Match", "Sharding"]
 
@@ -57,9 +55,10 @@ class EpochPlan:
         shard: this rank's entries of ``order``, padding included.
         shard_weights: ``weights`` of the shard, or ``None``.
         num_valid: leading shard entries that are not padding.
-        owned: with several ranks, bool mask of the samples this rank records; else ``None``.
-        updates: batches matched; equal on every rank in data-parallel training.
-        merged_updates: value of ``updates`` at the last merge across ranks.
+        share: with several ranks, the samples this rank records and whether it recorded any
+            since the ranks last merged (:class:`~dynaprune.core.distributed.EpochShare`);
+            else ``None``.
+        updates: batches matched.
         restored: whether the plan comes from a checkpoint and was not handed off since.
     """
 
@@ -82,13 +81,11 @@ class EpochPlan:
         self.shard_weights: Tensor | None = None
         if weights is not None:
             self.shard_weights, _ = shard_order(weights, replicas, rank, drop_last)
-        self.owned: Tensor | None = None
+        self.share: EpochShare | None = None
         if replicas > 1:
-            self.owned = torch.zeros(num_samples, dtype=torch.bool, device=order.device)
-            self.owned[self.shard[: self.num_valid]] = True
+            self.share = EpochShare(self.shard[: self.num_valid], num_samples)
         self.cursor = cursor
         self.updates = 0
-        self.merged_updates = 0
         self.restored = False
         self._weight_table: Tensor | None = None
         self._members: EpochMembers | None = None  # built on the first indexed update
@@ -109,22 +106,24 @@ class EpochPlan:
         """Plan ``epoch``: ``num_keep`` samples chosen by ``policy``, or all of them in random
         order when ``num_keep`` is ``None``.
 
-        The built-in policies (those of :mod:`dynaprune.policies.loss`, ``.sampled``, ``.static``
-        and ``.onion``) are trusted to return distinct in-range indices; any other policy's
-        selection is checked.
+        A policy class that declares ``trusted_selection = True`` (the built-in ones) is trusted
+        to return distinct in-range indices; any other policy's selection is checked.
 
         Raises:
             TypeError: if a policy's ``select`` returns no :class:`~dynaprune.Selection` of
                 integer indices (and floating weights).
-            ValueError: if it returns the wrong number of indices, repeated or out-of-range
+            ValueError: if a policy's setting is out of range
+                (:meth:`~dynaprune.policies.PruningPolicy.check_attributes`), or its ``select``
+                returns the wrong number of indices, repeated or out-of-range
                 indices, or negative or non-finite weights.
         """
         n, device = stats.num_samples, stats.device
         if num_keep is None:
             order = random_prefix(n, n, generator, device)  # randperm(n), as 4-byte integers
             return cls(epoch, order, None, num_samples=n, sharding=sharding)
+        policy.check_attributes()  # a setting changed since construction: named, not deep inside
         selection = policy.select(stats, num_keep, generator)
-        trusted = type(policy).__module__ in _TRUSTED_MODULES
+        trusted = policy.trusted_selection
         order, weights = check_selection(selection, policy, num_keep, n, device, full=not trusted)
         if not selection.shuffled:
             perm = torch.randperm(order.numel(), generator=generator, device=device)
@@ -204,13 +203,15 @@ class EpochPlan:
             # The plan's order repeats no sample, except in padding, which ``valid`` masks.
             match = Match(idx, weights, valid, unique=valid is None)
         else:
-            valid = None if self.owned is None else self.owned[indices]
+            valid = None if self.share is None else self.share.owns(indices)
             if self.policy is not None:  # a pruned epoch: a sample outside it is a caller's bug
                 members = self._members_of(indices)
                 valid = members if valid is None else valid & members
             match = Match(indices, self.weights_of(indices), valid, unique=False)
             self.cursor = min(self.cursor + size, self.shard.numel())
         self.updates += 1
+        if self.share is not None:
+            self.share.recorded()
         return match
 
     def record(
@@ -272,22 +273,15 @@ class EpochPlan:
             self._weight_table = table
         return self._weight_table[indices]
 
-    # ----------------------------------------------------------------- merging and devices
-    @property
-    def unmerged(self) -> bool:
-        """Whether this rank recorded losses since the last merge across ranks."""
-        return self.owned is not None and self.updates != self.merged_updates
-
-    def mark_merged(self) -> None:
-        self.merged_updates = self.updates
-
+    # ----------------------------------------------------------------- devices
     def to(self, device: torch.device) -> None:
-        for name in ("order", "weights", "shard", "shard_weights", "owned", "_weight_table"):
+        for name in ("order", "weights", "shard", "shard_weights", "_weight_table"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value.to(device))
-        if self._members is not None:
-            self._members.to(device)
+        for part in (self.share, self._members):
+            if part is not None:
+                part.to(device)
 
     def __getstate__(self) -> dict[str, Any]:  # open iterators stay with this process
         return {k: v for k, v in self.__dict__.items() if k != "_iterators"}

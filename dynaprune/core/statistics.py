@@ -8,7 +8,8 @@ Four tensors of ``N`` elements each, 16 bytes per sample in all, and a fifth on 
 ``count``     int32      number of updates the sample has received
 ``seen``      int32      ``1 + epoch`` the sample was last trained on, ``0`` = never
 ``correct``   int32      only after :meth:`~LossStatistics.track_correctness`: forgetting
-                         events and last correctness since the last reset (:mod:`._correct`)
+                         events and last correctness since the last reset, counted by a
+                         :class:`~dynaprune.core.forgetting.ForgettingTracker`
 ============  =========  ==========================================================
 
 With ``a = 1 - momentum`` and ``d = loss - mean``, one update is (West, 1979)::
@@ -35,14 +36,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dynaprune.core import _correct
-from dynaprune.core._stats_report import report_nonfinite, summarize
+from dynaprune.core._stats_report import summarize
 from dynaprune.core._stats_state import check_statistics_state
+from dynaprune.core.forgetting import ForgettingTracker
 
 __all__ = ["LossStatistics", "check_index_range"]
-
-#: What a sampler does about non-finite losses at an epoch boundary.
-NONFINITE_MODES = ("warn", "raise", "ignore")
 
 _FIELDS = ("mean", "var", "count", "seen")
 _FLOAT32_MAX = torch.finfo(torch.float32).max
@@ -98,15 +96,19 @@ class LossStatistics:
         self.count = torch.zeros(num_samples, dtype=torch.int32, device=device)
         self.seen = torch.zeros(num_samples, dtype=torch.int32, device=device)
         # Non-finite losses skipped since the last call of ``pop_nonfinite``; a device scalar.
-        # With several ranks, ``nonfinite_merged`` is the part already summed over all ranks.
         self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
-        self.nonfinite_merged = torch.zeros((), dtype=torch.int64, device=device)
-        # Packed forgetting counters (dynaprune.core._correct), allocated by track_correctness().
-        self.correct: Tensor | None = None
+        # Forgetting events, counted once a policy reads them (track_correctness()).
+        self.forgetting: ForgettingTracker | None = None
 
     @property
     def device(self) -> torch.device:
         return self.mean.device
+
+    @property
+    def correct(self) -> Tensor | None:
+        """The packed forgetting counters (:class:`ForgettingTracker`), or ``None`` when
+        correctness is not tracked."""
+        return None if self.forgetting is None else self.forgetting.packed
 
     @property
     def bytes_per_sample(self) -> int:
@@ -115,17 +117,17 @@ class LossStatistics:
 
     def to(self, device: torch.device | str) -> LossStatistics:
         """Move every tensor to ``device`` in place and return ``self``."""
-        for name in (*_FIELDS, "nonfinite", "nonfinite_merged"):
+        for name in (*_FIELDS, "nonfinite"):
             setattr(self, name, getattr(self, name).to(device))
-        if self.correct is not None:
-            self.correct = self.correct.to(device)
+        if self.forgetting is not None:
+            self.forgetting.to(device)
         return self
 
     # ----------------------------------------------------------------- correctness
     @property
     def tracks_correctness(self) -> bool:
         """Whether :meth:`update` records per-sample correctness."""
-        return self.correct is not None
+        return self.forgetting is not None
 
     def track_correctness(self) -> None:
         """Record per-sample correctness from now on (4 more bytes per sample); idempotent.
@@ -136,8 +138,8 @@ class LossStatistics:
             >>> stats.bytes_per_sample
             20
         """
-        if self.correct is None:
-            self.correct = torch.zeros(self.num_samples, dtype=torch.int32, device=self.device)
+        if self.forgetting is None:
+            self.forgetting = ForgettingTracker(self.num_samples, self.device)
 
     def forgetting_counts(self) -> Tensor:
         """Forgetting events (correct, then incorrect at the next recorded presentation) per
@@ -155,18 +157,18 @@ class LossStatistics:
             >>> stats.forgetting_counts().tolist()
             [1.0, inf]
         """
-        if self.correct is None:
+        if self.forgetting is None:
             raise RuntimeError(
                 "forgetting_counts() needs per-sample correctness: call track_correctness() "
                 "before the updates (a policy with needs_correctness=True makes the sampler do it)"
             )
-        return _correct.forgetting_counts(self.correct)
+        return self.forgetting.scores()
 
     def reset_correctness(self) -> None:
         """Forget the correctness history: counts restart from the next presentation (a no-op
         when correctness is not tracked)."""
-        if self.correct is not None:
-            self.correct.zero_()
+        if self.forgetting is not None:
+            self.forgetting.reset()
 
     @torch.no_grad()
     def update(
@@ -221,11 +223,11 @@ class LossStatistics:
         losses = losses.clamp(-_FLOAT32_MAX, _FLOAT32_MAX)
         self.nonfinite += (~finite if valid is None else valid & ~finite).sum()
         ok = finite if valid is None else finite & valid
-        table = self.correct
+        tracker = self.forgetting
         if unique:
             self._write(indices, losses, ok, valid, epoch)
-            if table is not None and correct is not None:
-                _correct.record(table, indices, correct, ok)
+            if tracker is not None and correct is not None:
+                tracker.record(indices, correct, ok)
             return
         # Group equal indices: sort, then give each run of equal indices one group id, and
         # give every member of a group the group's mean finite loss.
@@ -243,9 +245,9 @@ class LossStatistics:
         if trained is not None:  # padding shares a group with the same sample's real entry
             trained = zeros.index_add(0, group, trained.to(torch.float32))[group] > 0
         self._write(sidx, gmean, n > 0, trained, epoch)
-        if table is not None and correct is not None:  # correct if all recorded entries are
+        if tracker is not None and correct is not None:  # correct if all recorded entries are
             hits = zeros.index_add(0, group, (ok & correct[perm]).to(torch.float32))[group]
-            _correct.record(table, sidx, hits == n, n > 0)
+            tracker.record(sidx, hits == n, n > 0)
 
     def _write(
         self, idx: Tensor, loss: Tensor, has: Tensor, trained: Tensor | None, epoch: int
@@ -273,25 +275,14 @@ class LossStatistics:
 
     def pop_nonfinite(self, *, reset: bool = True) -> int:
         """Return the number of non-finite losses skipped since the last reset, and reset it
-        (unless ``reset=False``).
+        (unless ``reset=False``); :func:`~dynaprune.core.nonfinite.report_nonfinite` acts on it.
 
         This reads a device value: call it once per epoch, not per step.
         """
         n = int(self.nonfinite.item())
         if reset:
             self.nonfinite.zero_()
-            self.nonfinite_merged.zero_()
         return n
-
-    def report_nonfinite(self, mode: str, epoch: int, *, stacklevel: int = 2) -> None:
-        """At an epoch boundary, act on the non-finite losses skipped in ``epoch``.
-
-        ``mode`` is one of :data:`NONFINITE_MODES`: ``"warn"`` warns and resets the count,
-        ``"raise"`` raises a ``FloatingPointError`` and keeps the count, so that every later
-        attempt raises too, and ``"ignore"`` does nothing (the count keeps growing). Reads a
-        device value: call it once per epoch.
-        """
-        report_nonfinite(self, mode, epoch, stacklevel=stacklevel + 1)
 
     def summary(self) -> dict[str, float]:
         """Figures for logging. Reads device values: call it once per epoch.
@@ -302,7 +293,7 @@ class LossStatistics:
         recorded since the last reset (for a sampler: since the last epoch boundary, cumulative
         with ``nonfinite="ignore"``, which never resets it).
         """
-        return summarize(self)
+        return summarize(self.mean, self.count, self.seen, self.nonfinite)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to restore the statistics, as CPU tensors (``correct`` only when
@@ -312,6 +303,26 @@ class LossStatistics:
         if self.correct is not None:
             state["correct"] = self.correct.detach().cpu().clone()
         return state
+
+    def tensors(self) -> dict[str, Tensor]:
+        """The per-sample tensors by name, as :meth:`state_dict` names them: ``mean``, ``var``,
+        ``count``, ``seen``, and ``correct`` where correctness is tracked (the live tensors:
+        read them, and write through :meth:`take`)."""
+        tensors = {f: getattr(self, f) for f in _FIELDS}
+        if self.correct is not None:
+            tensors["correct"] = self.correct
+        return tensors
+
+    def take(self, where: Tensor, values: Mapping[str, Tensor], nonfinite: Tensor) -> None:
+        """Take ``values`` (one tensor per name of :meth:`tensors`, same dtypes) for the
+        samples of the bool mask ``where``, and ``nonfinite`` as the count of skipped losses:
+        how another copy's updates come in (:mod:`~dynaprune.core.distributed` merges ranks
+        this way)."""
+        for name in _FIELDS:
+            setattr(self, name, torch.where(where, values[name], getattr(self, name)))
+        if self.forgetting is not None:
+            self.forgetting.take(where, values["correct"])
+        self.nonfinite = nonfinite
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output onto the current device; nothing changes if it is
@@ -332,19 +343,10 @@ class LossStatistics:
         for name, value in tensors.items():
             like = current[name]
             setattr(self, name, value.to(device=like.device, dtype=like.dtype).clone())
-        if correct is not None:
-            self.correct = correct.to(self.device).clone()
+        if correct is not None:  # validated: loading it cannot fail
+            tracker = ForgettingTracker(self.num_samples, self.device)
+            tracker.load_state_dict({"packed": correct})
+            self.forgetting = tracker
         else:
             self.reset_correctness()
-        count = torch.tensor(nonfinite, dtype=torch.int64, device=self.device)
-        # A saved count is either a single process's or already merged over all ranks.
-        self.nonfinite, self.nonfinite_merged = count, count.clone()
-
-    def take_merged(self, merged: Tensor, values: list[Tensor], nonfinite: Tensor) -> None:
-        """Take the ranks' merge (:func:`~dynaprune.core.distributed.all_reduce_statistics`):
-        ``values`` (``mean``, ``var``, ``count``, ``seen``, then ``correct`` where it is
-        tracked) where ``merged`` is set, and ``nonfinite`` as the count merged over all ranks."""
-        names = (*_FIELDS, "correct") if self.correct is not None else _FIELDS
-        for name, value in zip(names, values, strict=True):
-            setattr(self, name, torch.where(merged, value, getattr(self, name)))
-        self.nonfinite, self.nonfinite_merged = nonfinite, nonfinite.clone()
+        self.nonfinite = torch.tensor(nonfinite, dtype=torch.int64, device=self.device)

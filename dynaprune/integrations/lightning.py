@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from dynaprune.core.sampler import DynamicPruningSampler
 
@@ -50,7 +51,7 @@ _parse_num_batches = _ns.trainer.connectors.data_connector._parse_num_batches
 _RunningStage = _ns.trainer.states.RunningStage
 _extract_batch_size = _ns.utilities.data.extract_batch_size
 
-__all__ = ["DynamicPruningCallback", "batch_indices", "batch_weights"]
+__all__ = ["DynamicPruningCallback", "ResumableDataLoader", "batch_indices", "batch_weights"]
 
 LOSSES_KEY = "sample_losses"
 CORRECT_KEY = "sample_correct"
@@ -288,6 +289,31 @@ class DynamicPruningCallback(*_BASES):  # type: ignore[misc]
             self.sampler.load_state_dict(state)
         else:  # applied when the train loader exists, before its first batch
             self._pending_state = state
+
+
+class ResumableDataLoader(DataLoader):
+    """A :class:`~torch.utils.data.DataLoader` that tells Lightning it resumes mid-epoch.
+
+    Resuming from a mid-epoch checkpoint, Lightning's training epoch loop warns that "your
+    dataloader is not resumable" unless the loader implements ``state_dict`` and
+    ``load_state_dict`` (it checks ``isinstance(loader, lightning_fabric.utilities.types.
+    _Stateful)``, and saves and restores such a loader's state itself). With a
+    :class:`~dynaprune.DynamicPruningSampler` the position in the epoch lives in the sampler,
+    which :class:`DynamicPruningCallback` saves and restores exactly; this loader declares that,
+    with an empty state of its own, so that the warning is not raised for nothing. A plain
+    ``DataLoader`` resumes just as exactly and only warns.
+
+    Example::
+
+        loader = ResumableDataLoader(train_set, batch_size=256, sampler=DynamicPruningSampler(...))
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """Empty: the position in the epoch is the sampler's, saved by the callback."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore here (the callback restores the sampler)."""
 
 
 def _describe(outputs: Any) -> str:

@@ -9,7 +9,7 @@ indices (and, for re-weighting policies, one loss weight per kept index). It hol
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -42,9 +42,30 @@ class PruningPolicy(ABC):
         needs_correctness: whether :meth:`select` reads per-sample correctness: the sampler
             then tracks it (:meth:`LossStatistics.track_correctness`) and requires
             ``update(losses, correct=...)``.
+        trusted_selection: whether :meth:`select` is known to return distinct in-range
+            indices and valid weights, so that the sampler skips checking their values (a pass
+            over the selection). Declared by the built-in policies; not inherited, since a
+            subclass may override :meth:`select`: a subclass is checked unless its own class
+            body declares it.
     """
 
     needs_correctness: bool = False
+    trusted_selection: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "trusted_selection" not in cls.__dict__:
+            cls.trusted_selection = False
+
+    def check_attributes(self) -> None:
+        """Check the policy's settings again, as its constructor did; the sampler calls it
+        before every selection, so that a setting changed after construction (``policy.epsilon
+        = 5``) is refused with its name and value rather than failing inside the selection.
+
+        Raises:
+            ValueError: naming the attribute and its value, where one is out of range.
+        """
+        return None  # a policy without settings has nothing to check
 
     @abstractmethod
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:

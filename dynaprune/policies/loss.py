@@ -64,6 +64,8 @@ class UniformPolicy(PruningPolicy):
         4
     """
 
+    trusted_selection = True
+
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         indices = random_prefix(stats.num_samples, num_keep, generator, stats.device)
         return Selection(indices, None, shuffled=True)
@@ -96,6 +98,16 @@ def _check_nonnegative(name: str, value: float) -> float:
     ):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _check_random_share(name: str, value: float) -> float:
+    share = _check_fraction(name, value)
+    if share == 0.0:
+        raise ValueError(
+            f"{name} must be > 0: without a random part, pruned samples can never be "
+            f"represented and the weighted loss is biased; got {value!r}"
+        )
+    return share
 
 
 class _ScoreGreedyPolicy(PruningPolicy):
@@ -139,8 +151,13 @@ class EpsilonGreedyPolicy(_ScoreGreedyPolicy):
         0.25
     """
 
+    trusted_selection = True
+
     def __init__(self, epsilon: float = 0.3) -> None:
         self.epsilon = _check_fraction("epsilon", epsilon)
+
+    def check_attributes(self) -> None:
+        _check_fraction(f"{type(self).__name__}.epsilon", self.epsilon)
 
     @property
     def explore(self) -> float:  # type: ignore[override]
@@ -172,6 +189,8 @@ class UCBPolicy(_ScoreGreedyPolicy):
         2.0
     """
 
+    trusted_selection = True
+
     def __init__(
         self,
         c: float = 1.0,
@@ -184,6 +203,13 @@ class UCBPolicy(_ScoreGreedyPolicy):
         self.spread = check_choice("spread", spread, ("std", "variance"))
         self.count_bonus = _check_nonnegative("count_bonus", count_bonus)
         self.explore = _check_fraction("explore", explore)
+
+    def check_attributes(self) -> None:
+        name = type(self).__name__
+        _check_nonnegative(f"{name}.c", self.c)
+        check_choice(f"{name}.spread", self.spread, ("std", "variance"))
+        _check_nonnegative(f"{name}.count_bonus", self.count_bonus)
+        _check_fraction(f"{name}.explore", self.explore)
 
     def score(self, stats: LossStatistics) -> Tensor:
         if self.c == 0:
@@ -223,13 +249,13 @@ class SoftPolicy(PruningPolicy):
         0.5
     """
 
+    trusted_selection = True
+
     def __init__(self, random_share: float = 0.5) -> None:
-        self.random_share = _check_fraction("random_share", random_share)
-        if self.random_share == 0.0:
-            raise ValueError(
-                "random_share must be > 0: without a random part, pruned samples can never be "
-                f"represented and the weighted loss is biased; got {random_share!r}"
-            )
+        self.random_share = _check_random_share("random_share", random_share)
+
+    def check_attributes(self) -> None:
+        _check_random_share(f"{type(self).__name__}.random_share", self.random_share)
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples

@@ -10,7 +10,8 @@ those left out (not the ones just removed) come in. The counts then start afresh
 
 A forgetting event (Toneva et al., ICLR 2019) is a sample classified correctly at one recorded
 presentation and incorrectly at its next; :class:`~dynaprune.core.statistics.LossStatistics` counts
-them on the device when correctness is tracked (:mod:`dynaprune.core._correct`).
+them on the device when correctness is tracked, with a
+:class:`~dynaprune.core.forgetting.ForgettingTracker`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class OnionPolicy(PruningPolicy):
         True
     """
 
+    trusted_selection = True
+
     needs_correctness = True
 
     def __init__(
@@ -76,6 +79,13 @@ class OnionPolicy(PruningPolicy):
             "swap_fraction", swap_fraction, open_low=True, open_high=False
         )
         self.max_swaps = None if max_swaps is None else check_count("max_swaps", max_swaps)
+
+    def check_attributes(self) -> None:
+        name = type(self).__name__
+        check_count(f"{name}.period", self.period, 1)
+        check_fraction(f"{name}.swap_fraction", self.swap_fraction, open_low=True, open_high=False)
+        if self.max_swaps is not None:
+            check_count(f"{name}.max_swaps", self.max_swaps)
 
     def swaps_at(self, epoch: int) -> bool:
         """Whether the subset is swapped when ``epoch`` is planned."""

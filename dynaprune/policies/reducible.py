@@ -87,6 +87,10 @@ class ReducibleLossPolicy(_ScoreGreedyPolicy):
                 )
             self.candidates = candidates
 
+    def check_attributes(self) -> None:
+        name = type(self).__name__
+        check_fraction(f"{name}.explore", self.explore, open_low=False, open_high=False)
+
     def _on(self, stats: LossStatistics) -> tuple[Tensor, Tensor | None]:
         if self.irreducible.numel() != stats.num_samples:
             raise ValueError(

@@ -90,6 +90,8 @@ class InfoBatchPolicy(PruningPolicy):
         4
     """
 
+    trusted_selection = True
+
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples
         score, unknown, num_unknown = _scores(stats)
@@ -108,6 +110,17 @@ class InfoBatchPolicy(PruningPolicy):
         idx = shuffled_indices(keep, generator)
         weights = torch.where(below.index_select(0, idx), num_below / num_drawn, 1.0)
         return Selection(idx, weights.to(torch.float32), shuffled=True)
+
+
+def _check_pool_factor(name: str, value: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 1.0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 1, got {value!r}")
+    return float(value)
 
 
 class PoolTopPolicy(PruningPolicy):
@@ -129,15 +142,13 @@ class PoolTopPolicy(PruningPolicy):
         2.0
     """
 
+    trusted_selection = True
+
     def __init__(self, pool_factor: float = 5.0 / 3.0) -> None:
-        if (
-            isinstance(pool_factor, bool)
-            or not isinstance(pool_factor, (int, float))
-            or not math.isfinite(pool_factor)
-            or pool_factor < 1.0
-        ):
-            raise ValueError(f"pool_factor must be a finite number >= 1, got {pool_factor!r}")
-        self.pool_factor = float(pool_factor)
+        self.pool_factor = _check_pool_factor("pool_factor", pool_factor)
+
+    def check_attributes(self) -> None:
+        _check_pool_factor(f"{type(self).__name__}.pool_factor", self.pool_factor)
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples
@@ -173,9 +184,14 @@ class ImportancePolicy(PruningPolicy):
         0.5
     """
 
+    trusted_selection = True
+
     def __init__(self, mix: float = 0.5) -> None:
         # mix = 0 would give samples with a near-zero loss unbounded weights
         self.mix = check_fraction("mix", mix, open_low=True, open_high=False)
+
+    def check_attributes(self) -> None:
+        check_fraction(f"{type(self).__name__}.mix", self.mix, open_low=True, open_high=False)
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
         n = stats.num_samples

@@ -79,6 +79,8 @@ class StaticPolicy(PruningPolicy):
         [1, 3]
     """
 
+    trusted_selection = True
+
     name = "static"
 
     def __init__(
@@ -120,6 +122,9 @@ class StaticPolicy(PruningPolicy):
         self.class_balanced = class_balanced
         self.seed = check_count("seed", seed, 0)
         self._cache: tuple[int, torch.device, Tensor] | None = None
+
+    def check_attributes(self) -> None:
+        check_count(f"{type(self).__name__}.seed", self.seed, 0)
 
     def __repr__(self) -> str:
         what = "indices" if self.scores is None else "scores"

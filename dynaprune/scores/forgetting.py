@@ -6,19 +6,18 @@ incorrectly at its next. Samples forgotten often, or never learned, are kept fir
 
 * :func:`forgetting_counts` — the scores from a recorded ``(presentations, N)`` correctness matrix.
 * :class:`ForgettingTracker` — counts events on the device during your own training run (plain
-  loop or Lightning), with no host sync per step.
+  loop or Lightning), with no host sync per step (:mod:`dynaprune.core.forgetting`, where the
+  sampler's statistics take it from too).
 * :func:`forgetting_scores` — trains fresh models and counts their events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import Tensor, nn
 
 from dynaprune._checks import check_count
-from dynaprune.core import _correct
+from dynaprune.core.forgetting import ForgettingTracker
 from dynaprune.scores._training import (
     Batches,
     ModelFactory,
@@ -31,72 +30,6 @@ from dynaprune.scores._training import (
 )
 
 __all__ = ["ForgettingTracker", "forgetting_counts", "forgetting_scores"]
-
-
-class ForgettingTracker:
-    """Counts forgetting events per sample during training, on the device, without host syncs.
-
-    Feed it every training batch's correctness *as presented* (before the optimizer step):
-    a forgetting event is a sample that was classified correctly at its previous presentation
-    and incorrectly now. Indices within one call must be distinct (any epoch order is).
-
-    Args:
-        num_samples: number of samples in the data set.
-        device: where the counters live (4 bytes per sample).
-
-    Example:
-        >>> tracker = ForgettingTracker(3)
-        >>> idx = torch.tensor([0, 1, 2])
-        >>> for correct in ([1, 1, 0], [0, 1, 0], [1, 0, 0]):
-        ...     tracker.update(idx, torch.tensor(correct, dtype=torch.bool))
-        >>> tracker.scores().tolist()
-        [1.0, 1.0, inf]
-    """
-
-    def __init__(self, num_samples: int, device: torch.device | str | None = None) -> None:
-        check_count("num_samples", num_samples, 1)
-        device = torch.device("cpu" if device is None else device)
-        self.num_samples = num_samples
-        # counted as the sampler's statistics count them (dynaprune.core._correct)
-        self.packed = torch.zeros(num_samples, dtype=torch.int32, device=device)
-
-    @property
-    def device(self) -> torch.device:
-        return self.packed.device
-
-    def to(self, device: torch.device | str) -> ForgettingTracker:
-        """Move the counters to ``device`` in place and return ``self``."""
-        self.packed = self.packed.to(device)
-        return self
-
-    @torch.no_grad()
-    def update(self, indices: Tensor, correct: Tensor) -> None:
-        """Record one batch: ``correct[j]`` is whether sample ``indices[j]`` was classified
-        correctly, e.g. ``logits.argmax(1) == y``. Both are moved to :attr:`device`."""
-        if indices.shape != correct.shape or indices.dim() != 1:
-            raise ValueError(
-                f"indices and correct must be 1-D of one shape, got {tuple(indices.shape)} and "
-                f"{tuple(correct.shape)}"
-            )
-        indices = indices.to(self.device, torch.int64, non_blocking=True)
-        correct = correct.to(self.device, torch.bool, non_blocking=True)
-        self.packed[indices] = _correct.advance(self.packed[indices], correct)
-
-    def scores(self) -> Tensor:
-        """float32 forgetting counts; ``inf`` for samples never classified correctly."""
-        return _correct.forgetting_counts(self.packed)
-
-    def state_dict(self) -> dict[str, Tensor]:
-        """The counters, as a CPU tensor."""
-        return {"packed": self.packed.cpu().clone()}
-
-    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
-        """Restore :meth:`state_dict` output onto the current device, validated."""
-        if "packed" not in state and "forgets" in state:  # saved by dynaprune 0.1.0
-            old = state["forgets"], state["learned"], state["last_correct"]
-            state = {"packed": _correct.pack(*old)}
-        packed = _correct.check_packed("state_dict['packed']", state["packed"], self.num_samples)
-        self.packed = packed.to(self.device).clone()
 
 
 def forgetting_counts(correct: Tensor) -> Tensor:
@@ -115,10 +48,14 @@ def forgetting_counts(correct: Tensor) -> Tensor:
             f"correct must be a 2-D bool tensor, got {correct.dtype} of shape "
             f"{tuple(correct.shape)}"
         )
-    packed = torch.zeros(correct.shape[1], dtype=torch.int32, device=correct.device)
+    n = correct.shape[1]
+    if n == 0:
+        return torch.zeros(0, device=correct.device)
+    tracker = ForgettingTracker(n, correct.device)
+    everyone = torch.arange(n, device=correct.device)
     for presentation in correct:
-        packed = _correct.advance(packed, presentation)
-    return _correct.forgetting_counts(packed)
+        tracker.update(everyone, presentation)
+    return tracker.scores()
 
 
 def forgetting_scores(
