@@ -58,6 +58,13 @@ __all__ = ["GuardReport", "GuardedUCBPolicy", "ModeratePolicy"]
 _FLAGGED = ("explore", "drop")
 
 
+def _check_min_seen(name: str, value: float) -> float:
+    value = _check_fraction(name, value)
+    if value == 0.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    return value
+
+
 class GuardReport(NamedTuple):
     """What the noise guard of :class:`GuardedUCBPolicy` sees in the statistics.
 
@@ -109,6 +116,8 @@ class GuardedUCBPolicy(UCBPolicy):
         46
     """
 
+    trusted_selection = True
+
     def __init__(
         self,
         c: float = 1.0,
@@ -121,9 +130,14 @@ class GuardedUCBPolicy(UCBPolicy):
         super().__init__(c, explore=explore)
         self.separation = _check_nonnegative("separation", separation)
         self.flagged = check_choice("flagged", flagged, _FLAGGED)
-        self.min_seen = _check_fraction("min_seen", min_seen)
-        if self.min_seen == 0.0:
-            raise ValueError(f"min_seen must be in (0, 1], got {min_seen!r}")
+        self.min_seen = _check_min_seen("min_seen", min_seen)
+
+    def check_attributes(self) -> None:
+        super().check_attributes()
+        name = type(self).__name__
+        _check_nonnegative(f"{name}.separation", self.separation)
+        check_choice(f"{name}.flagged", self.flagged, _FLAGGED)
+        _check_min_seen(f"{name}.min_seen", self.min_seen)
 
     def guard(self, stats: LossStatistics) -> GuardReport:
         """The guard's view of ``stats``: which samples it flags and why (reads device values;
@@ -188,8 +202,13 @@ class ModeratePolicy(_ScoreGreedyPolicy):
         [-1.1, -0.2, -0.0, -0.2, -7.8]
     """
 
+    trusted_selection = True
+
     def __init__(self, explore: float = 0.3) -> None:
         self.explore = _check_fraction("explore", explore)
+
+    def check_attributes(self) -> None:
+        _check_fraction(f"{type(self).__name__}.explore", self.explore)
 
     def score(self, stats: LossStatistics) -> Tensor:
         seen = stats.count > 0
