@@ -52,19 +52,33 @@ BASELINES = ("full", "full-same-budget")
 KINDS = ("policy", "static", "reducible", "inbatch")
 
 
-def _ucb_variance(cfg: dict[str, Any]) -> Any:
+def _ucb_variance(cfg: dict[str, Any], num_classes: int | None) -> Any:
     """UCB scored by mean + variance, the public reimplementation's form of Raju et al."""
     return UCBPolicy(spread="variance")
 
 
-def _guarded_drop(cfg: dict[str, Any]) -> Any:
+def _guarded(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    """``guarded_ucb`` with the data set's chance-level loss ``log(num_classes)``."""
+    from dynaprune import GuardedUCBPolicy
+
+    return GuardedUCBPolicy(num_classes=num_classes)
+
+
+def _guarded_drop(cfg: dict[str, Any], num_classes: int | None) -> Any:
     """``guarded_ucb`` whose flagged samples are kept only if the others cannot fill the budget."""
     from dynaprune import GuardedUCBPolicy
 
-    return GuardedUCBPolicy(flagged="drop")
+    return GuardedUCBPolicy(num_classes=num_classes, flagged="drop")
 
 
-def _onion(cfg: dict[str, Any]) -> Any:
+def _guarded_split(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    """``guarded_ucb`` without the chance level: every fit split, as DivideMix splits it."""
+    from dynaprune import GuardedUCBPolicy
+
+    return GuardedUCBPolicy()
+
+
+def _onion(cfg: dict[str, Any], num_classes: int | None) -> Any:
     """Swaps every ``ceil(epochs / 10)`` epochs, at most 5 times: the published schedule
     (every 30 of 300 epochs) scaled to the run."""
     from dynaprune import OnionPolicy
@@ -84,8 +98,8 @@ class Entry:
         recipe: a static method's scoring recipe (:mod:`benchmarks.grid.static_scores`), or an
             in-batch method's rule in :class:`dynaprune.InBatchSelector`.
         irreducible: the form of irreducible losses it needs (``"twofold"``, ``"holdout"``).
-        policy: builds the sampler's policy from the config; default: the library's policy of
-            the entry's name.
+        policy: builds the sampler's policy from the config and the data set's number of
+            classes (``None`` where unknown); default: the library's policy of the entry's name.
     """
 
     kind: str
@@ -94,7 +108,7 @@ class Entry:
     momentum: float = 0.5  # the sampler's default
     recipe: str | None = None
     irreducible: str | None = None
-    policy: Callable[[dict[str, Any]], Any] | None = None
+    policy: Callable[[dict[str, Any], int | None], Any] | None = None
 
 
 REGISTRY: dict[str, Entry] = {
@@ -102,7 +116,8 @@ REGISTRY: dict[str, Entry] = {
     "epsilon_greedy": Entry("policy", ("C1", "-")),
     "ucb": Entry("policy", ("C2", "-")),
     "ucb-var": Entry("policy", ("yellowgreen", "-"), policy=_ucb_variance),
-    "guarded_ucb": Entry("policy", ("forestgreen", "-")),
+    "guarded_ucb": Entry("policy", ("forestgreen", "-"), policy=_guarded),
+    "guarded_ucb-split": Entry("policy", ("darkseagreen", "-"), policy=_guarded_split),
     "guarded_ucb-drop": Entry("policy", ("limegreen", "-"), policy=_guarded_drop),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
@@ -197,11 +212,12 @@ class Method:
     def momentum(self) -> float:
         return 0.5 if self.policy is None else REGISTRY[self.policy].momentum
 
-    def make_policy(self, cfg: dict[str, Any]) -> Any:
-        """The sampler's policy: a name, or an object built from the config."""
+    def make_policy(self, cfg: dict[str, Any], num_classes: int | None = None) -> Any:
+        """The sampler's policy: a name, or an object built from the config (and the data
+        set's number of classes, where known)."""
         assert self.policy is not None
         build = REGISTRY[self.policy].policy
-        return self.policy if build is None else build(cfg)
+        return self.policy if build is None else build(cfg, num_classes)
 
     def keeps(self, keep_ratio: float) -> tuple[float, float]:
         """``(epoch-level keep, in-batch keep)`` whose product is ``keep_ratio``.

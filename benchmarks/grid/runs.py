@@ -48,13 +48,18 @@ class RunSpec:
 
 
 def make_sampler(
-    spec: RunSpec, num_samples: int, cfg: dict[str, Any], policy_object: Any = None
+    spec: RunSpec,
+    num_samples: int,
+    cfg: dict[str, Any],
+    policy_object: Any = None,
+    num_classes: int | None = None,
 ) -> Any:
     """The sampler of a run; baselines use the same class at ``keep_ratio=1.0`` (same code path).
 
     The method (:mod:`benchmarks.grid.methods`) sets the policy, its keep ratio and phases and
     the momentum. ``policy_object`` replaces the policy named by the method (the static and
-    reducible-loss methods pass theirs, built from their scoring run).
+    reducible-loss methods pass theirs, built from their scoring run). ``num_classes`` is the
+    data set's, for policies that need the chance-level loss (``guarded_ucb``).
     """
     from dynaprune import DynamicPruningSampler
 
@@ -64,7 +69,7 @@ def make_sampler(
     parsed = spec.parsed
     if parsed.policy is None:  # an in-batch method alone: every sample is loaded, every epoch
         return DynamicPruningSampler(num_samples, keep_ratio=1.0, policy="uniform", seed=spec.seed)
-    policy = parsed.make_policy(cfg) if policy_object is None else policy_object
+    policy = parsed.make_policy(cfg, num_classes) if policy_object is None else policy_object
     epochs = cfg["train"]["epochs"]
     epoch_keep, _ = parsed.keeps(spec.keep_ratio)
     keep, warmup, anneal = parsed.phases(

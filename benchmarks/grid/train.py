@@ -148,7 +148,8 @@ def prepare_run(
     channels_last = bool(cfg["model"]["channels_last"])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    sampler = make_sampler(spec, data.num_train, cfg, policy_object)
+    num_classes = getattr(data, "num_classes", None)
+    sampler = make_sampler(spec, data.num_train, cfg, policy_object, num_classes)
     size, drop_last = train["batch_size"], train["drop_last"]
     rule = spec.parsed.inbatch_rule if spec.pruned else None
     selector = None

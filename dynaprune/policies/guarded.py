@@ -58,6 +58,12 @@ __all__ = ["GuardReport", "GuardedUCBPolicy", "ModeratePolicy"]
 _FLAGGED = ("explore", "drop")
 
 
+def _check_classes(name: str, value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        raise ValueError(f"{name} must be None or an integer >= 2, got {value!r}")
+    return value
+
+
 def _check_min_seen(name: str, value: float) -> float:
     value = _check_fraction(name, value)
     if value == 0.0:
@@ -94,8 +100,14 @@ class GuardedUCBPolicy(UCBPolicy):
         c: weight of the loss's moving standard deviation in the priority, ``>= 0``.
         explore: share of the budget drawn uniformly from the samples not taken by priority,
             in ``[0, 1]``.
+        num_classes: the number of classes, for the chance-level loss ``log(num_classes)``: the
+            cross-entropy of a uniform prediction, with or without label smoothing. A flipped
+            label is one the model predicts *below chance*; a hard or not yet learnt sample
+            is, on average, above it. With ``num_classes`` the guard acts only when the high
+            mode's mean loss is above chance, and flags only losses above chance; without it
+            (``None``), every fit is split as DivideMix splits it, which on clean data flags
+            the hardest samples too.
         separation: least Ashman's D of the two-Gaussian fit for the guard to act, ``>= 0``.
-            ``0`` always splits the losses in two modes, as DivideMix does.
         flagged: ``"explore"`` — flagged samples stay in the exploration draw (each kept with
             the exploration rate, below the uniform rate); ``"drop"`` — they are kept only if
             the others cannot fill the budget.
@@ -122,12 +134,14 @@ class GuardedUCBPolicy(UCBPolicy):
         self,
         c: float = 1.0,
         *,
+        num_classes: int | None = None,
         explore: float = 0.3,
         separation: float = 0.0,
         flagged: str = "explore",
         min_seen: float = 0.5,
     ) -> None:
         super().__init__(c, explore=explore)
+        self.num_classes = _check_classes("num_classes", num_classes)
         self.separation = _check_nonnegative("separation", separation)
         self.flagged = check_choice("flagged", flagged, _FLAGGED)
         self.min_seen = _check_min_seen("min_seen", min_seen)
@@ -135,6 +149,7 @@ class GuardedUCBPolicy(UCBPolicy):
     def check_attributes(self) -> None:
         super().check_attributes()
         name = type(self).__name__
+        _check_classes(f"{name}.num_classes", self.num_classes)
         _check_nonnegative(f"{name}.separation", self.separation)
         check_choice(f"{name}.flagged", self.flagged, _FLAGGED)
         _check_min_seen(f"{name}.min_seen", self.min_seen)
@@ -150,9 +165,10 @@ class GuardedUCBPolicy(UCBPolicy):
         if mixture is None:
             return GuardReport(none, None, math.nan, math.inf)
         d = ashman_d(mixture)
-        if d < self.separation:
+        chance = -math.inf if self.num_classes is None else math.log(self.num_classes)
+        if d < self.separation or not mixture.mean_hi > chance:
             return GuardReport(none, mixture, d, math.inf)
-        threshold = flag_threshold(mixture)
+        threshold = max(flag_threshold(mixture), chance)
         return GuardReport((stats.mean >= threshold) & seen, mixture, d, threshold)
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
