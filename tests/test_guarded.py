@@ -198,3 +198,28 @@ def test_moderate_ranks_unseen_samples_first():
     stats.seen[:10] = 0
     keep = ModeratePolicy(explore=0.0).select(stats, 20, gen()).indices
     assert set(range(10)) <= set(keep.tolist())
+
+
+def test_chance_level_decides_whether_the_high_mode_is_noise():
+    losses = bimodal()  # modes at 1.0 and 3.5
+    stats = stats_of(losses)
+    # 3.5 is above the chance level of 10 classes (log 10 = 2.30): flipped labels
+    noisy = GuardedUCBPolicy(num_classes=10).guard(stats)
+    assert noisy.share == pytest.approx(0.2, abs=0.01)
+    assert noisy.threshold >= math.log(10)
+    # with 100 classes (log 100 = 4.6) the same high mode is only hard: nothing flagged
+    hard = GuardedUCBPolicy(num_classes=100).guard(stats)
+    assert hard.share == 0.0 and hard.threshold == math.inf
+    assert hard.mixture is not None and hard.mixture.mean_hi < math.log(100)
+    # the mode above chance, but the split below it: only losses above chance are flagged
+    stats = stats_of(torch.cat([losses[:8000], losses[8000:] - 1.0]))  # modes at 1.0 and 2.5
+    report = GuardedUCBPolicy(num_classes=10).guard(stats)
+    assert report.threshold == pytest.approx(math.log(10))
+    assert bool((stats.mean[report.flagged] >= math.log(10)).all())
+    assert report.share < 0.2
+
+
+@pytest.mark.parametrize("value", [1, 2.5, True, "10"])
+def test_num_classes_must_be_an_integer_of_at_least_two(value):
+    with pytest.raises(ValueError, match=f"num_classes must be None or an integer >= 2, got {value!r}"):
+        GuardedUCBPolicy(num_classes=value)

@@ -7,13 +7,17 @@ and differ in how they keep away from those samples:
 
 * ``guarded_ucb`` — UCB's priority (moving mean + ``c`` × moving std of the loss), but samples
   whose moving-average loss falls in the *high mode* of the loss distribution lose it. The mode
-  is found as DivideMix does (Li, Socher and Hoi, ICLR 2020): a two-component Gaussian mixture
-  on the per-sample losses, the posterior of the high component ``>= 1/2`` flagging a sample
-  (:mod:`dynaprune._mixture`). So that clean data, whose losses are skewed but unimodal, are
-  not split too, the guard acts only when the two components are separated (Ashman's ``D >=
-  separation``); otherwise it flags nothing and the rule is ``ucb``. Flagged samples are drawn
-  at most at the exploration rate (``flagged="explore"``) or not at all (``"drop"``, unless the
-  rest cannot fill the budget).
+  is found as DivideMix does (Li, Socher and Hoi, ICLR 2020; ``eval_train`` in
+  LiJunnan1992/DivideMix): a two-component Gaussian mixture on the per-sample losses, the
+  posterior of the high component ``>= 1/2`` flagging a sample (:mod:`dynaprune._mixture`).
+  Clean data split in two modes as well (hard or not yet learnt samples form the high one, and
+  on CIFAR-10 it is no less separated than the flipped labels' mode), so with ``num_classes``
+  the guard asks one more thing of the high mode: that its mean loss lie above the
+  chance-level loss ``log(num_classes)``, the cross-entropy of a uniform prediction, i.e. that
+  the model predicts those labels *below chance* on average, as it does flipped labels and
+  not hard ones; and it flags only losses above chance. When the guard does not act, the rule
+  is ``ucb``. Flagged samples are drawn at most at the exploration rate
+  (``flagged="explore"``) or not at all (``"drop"``, unless the rest cannot fill the budget).
 * ``moderate`` — ambiguity first: priority to the samples whose moving-average loss is closest
   to the median moving-average loss. It is Active Bias's threshold closeness (Chang, Learned-
   Miller and McCallum, NeurIPS 2017: prefer samples predicted near the decision threshold) in
