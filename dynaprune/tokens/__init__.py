@@ -12,7 +12,7 @@
 Torch only: torchvision and timm are never imported here (docs/tokens.md).
 """
 
-from dynaprune.tokens.merge import matching_r, merge_tokens
+from dynaprune.tokens.merge import matching_r, merge_tokens, proportional_bias
 from dynaprune.tokens.pruner import MODES, TokenPruner, default_blocks
 from dynaprune.tokens.reduce import cls_attention, keep_count, keep_tokens, key_mask
 from dynaprune.tokens.schedule import KeepRateSchedule
@@ -31,4 +31,5 @@ __all__ = [
     "key_mask",
     "matching_r",
     "merge_tokens",
+    "proportional_bias",
 ]

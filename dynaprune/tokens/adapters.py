@@ -218,4 +218,3 @@ def adapt_vit(model: nn.Module) -> ViTParts:
     if timm_vit is not None and isinstance(model, timm_vit.VisionTransformer):
         return _timm(model, timm_vit)
     raise TypeError(f"cannot wrap a {type(model).__qualname__}; supported: {_SUPPORTED}")
-

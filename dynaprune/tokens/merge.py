@@ -20,7 +20,7 @@ from torch import Tensor
 
 from dynaprune.tokens.reduce import keep_count
 
-__all__ = ["matching_r", "merge_tokens"]
+__all__ = ["matching_r", "merge_tokens", "proportional_bias"]
 
 
 def merge_tokens(x: Tensor, metric: Tensor, size: Tensor | None, r: int) -> tuple[Tensor, Tensor]:
@@ -69,6 +69,18 @@ def merge_tokens(x: Tensor, metric: Tensor, size: Tensor | None, r: int) -> tupl
     total = combine(x * size)
     new_size = combine(size)
     return total / new_size, new_size
+
+
+def proportional_bias(size: Tensor) -> Tensor:
+    """ToMe's proportional attention: ``log(size)`` added to each key's logit, ``(B, 1, 1, N)``.
+
+    A token standing for ``s`` patches then weighs in the softmax as ``s`` copies of itself.
+
+    Example:
+        >>> proportional_bias(torch.tensor([[[1.0], [2.0]]])).shape
+        torch.Size([1, 1, 1, 2])
+    """
+    return size.log()[:, None, None, :, 0]
 
 
 def _drop_counts(patches: int, depth: int, keep: float, blocks: Sequence[int]) -> list[int]:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from dynaprune._checks import check_bool, check_choice, check_count, check_fraction
 from dynaprune.core.schedule import epoch_generator
 from dynaprune.tokens.adapters import BlockParts, adapt_vit
-from dynaprune.tokens.merge import merge_tokens
+from dynaprune.tokens.merge import merge_tokens, proportional_bias
 from dynaprune.tokens.reduce import cls_attention, keep_count, keep_tokens, key_mask
 from dynaprune.tokens.schedule import KeepRateSchedule, check_epoch
 
@@ -193,7 +193,7 @@ class TokenPruner(nn.Module):
         q, k, v = attention.project(h)
         bias: Tensor | None = mask
         if size is not None and self.prop_attn:
-            bias = size.log()[:, None, None, :, 0].to(q.dtype)  # ToMe's proportional attention
+            bias = proportional_bias(size).to(q.dtype)
         n = x.shape[1] - 1
         chosen = index in self.blocks
         num_keep = keep_count(n, keep)

@@ -114,9 +114,7 @@ class SmallViT(nn.Module):
         ):
             check_count(name, value, minimum=1)
         if image_size % patch_size:
-            raise ValueError(
-                f"patch_size={patch_size!r} must divide image_size={image_size!r}"
-            )
+            raise ValueError(f"patch_size={patch_size!r} must divide image_size={image_size!r}")
         if width % heads:
             raise ValueError(f"heads={heads!r} must divide width={width!r}")
         if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or mlp_ratio <= 0:
