@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -91,7 +92,8 @@ def test_key_mask_keeps_cls_and_extra_rows_and_columns_and_k_keys_per_query():
     assert m[:, 0].all() and m[:, :, 0].all() and m[:, -1].all() and m[:, :, -1].all()
     assert (m[:, 1:6, 1:6].sum(-1) == keep_count(5, 0.4)).all()
     # the keys kept are the most attended ones of each query among the kept tokens
-    sub = attn[:, 1:, 1:].gather(1, idx[..., None].expand(-1, -1, 8)).gather(2, idx[:, None].expand(-1, 5, -1))
+    rows = attn[:, 1:, 1:].gather(1, idx[..., None].expand(-1, -1, 8))
+    sub = rows.gather(2, idx[:, None].expand(-1, 5, -1))
     best = sub.topk(2, dim=-1).indices
     assert m[:, 1:6, 1:6].gather(2, best).all()
 
@@ -139,7 +141,7 @@ def test_schedule_warmup_cosine_then_target():
     assert s(10) == 1.0 and s(60) == pytest.approx(0.75) and s(110) == s(500) == 0.5
     assert s(35) == pytest.approx(0.5 + 0.25 * (1 + math.cos(math.pi / 4)))
     values = [s(e) for e in range(10, 111)]
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(values))
     assert KeepRateSchedule(0.7, 0, 0)(0) == 0.7
 
 
@@ -236,7 +238,8 @@ def test_the_epoch_drives_the_keep_rates(tiny_vit):
     wrapped.train()(IMAGES)
     assert wrapped.last_tokens == [16] * 4  # warm-up: every token
     wrapped.set_epoch(2)
-    assert wrapped.keep_rate == pytest.approx(0.75) and wrapped.attn_keep_rate == pytest.approx(0.625)
+    assert wrapped.keep_rate == pytest.approx(0.75)
+    assert wrapped.attn_keep_rate == pytest.approx(0.625)
     wrapped(IMAGES)
     assert wrapped.last_tokens == [16, 12, 9, 7]
     wrapped.set_epoch(3)
