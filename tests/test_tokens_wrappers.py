@@ -70,7 +70,7 @@ def test_library_models_train_pruned(build, mode, kwargs, tokens):
 
 def test_a_torchvision_model_without_cls_token_is_refused():
     model = torchvision_vit()
-    model.class_token = None  # type: ignore[assignment]
+    model.class_token = None
     with pytest.raises(ValueError, match=r"model has no \[CLS\] token \(class_token is None\)"):
         TokenPruner(model)
 

@@ -38,7 +38,7 @@ class AttentionParts:
     """The projections of one attention module, with its head count, scale and dropout."""
 
     def __init__(self, module: nn.Module, num_heads: int, head_dim: int, dropout: float) -> None:
-        self.module = module
+        self.module: Any = module  # read by attribute, as its library names them
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.scale = head_dim**-0.5
@@ -59,14 +59,13 @@ class AttentionParts:
 
 
 class _MultiheadAttention(AttentionParts):
-    module: nn.MultiheadAttention
-
     def project(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         m = self.module
         return self._split(nn.functional.linear(h, m.in_proj_weight, m.in_proj_bias))
 
     def output(self, o: Tensor, h: Tensor) -> Tensor:
-        return self.module.out_proj(o.transpose(1, 2).flatten(2))
+        out: Tensor = self.module.out_proj(o.transpose(1, 2).flatten(2))
+        return out
 
 
 class _TimmAttention(AttentionParts):
@@ -117,7 +116,7 @@ def _cannot_wrap(index: int, module: Any, supported: str) -> TypeError:
     )
 
 
-def _mha_block(index: int, block: nn.Module) -> BlockParts:
+def _mha_block(index: int, block: Any) -> BlockParts:
     """torchvision's ``EncoderBlock`` or a :class:`~dynaprune.tokens.vit.ViTBlock`."""
     m = block.self_attention
     if not isinstance(m, nn.MultiheadAttention):
@@ -133,7 +132,7 @@ def _mha_block(index: int, block: nn.Module) -> BlockParts:
     return BlockParts(block.ln_1, attention, block.dropout, block.ln_2, block.mlp, _identity)
 
 
-def _timm_block(index: int, block: nn.Module, timm_vit: Any) -> BlockParts:
+def _timm_block(index: int, block: Any, timm_vit: Any) -> BlockParts:
     if type(block) is not timm_vit.Block:  # other block kinds order their parts differently
         raise TypeError(
             f"cannot wrap block {index}: {type(block).__qualname__}; supported: timm's "

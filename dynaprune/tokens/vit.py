@@ -59,7 +59,8 @@ class ViTBlock(nn.Module):
         h = self.ln_1(x)
         h, _ = self.self_attention(h, h, h, need_weights=False)
         x = x + self.dropout(h)
-        return x + self.mlp(self.ln_2(x))
+        out: Tensor = x + self.mlp(self.ln_2(x))
+        return out
 
 
 class SmallViT(nn.Module):
@@ -139,11 +140,13 @@ class SmallViT(nn.Module):
         """The tokens entering the first block: [CLS] first, positions added."""
         x = self.patch_embed(images).flatten(2).transpose(1, 2)
         x = torch.cat([self.class_token.expand(len(x), -1, -1), x], dim=1)
-        return self.pos_dropout(x + self.pos_embedding)
+        tokens: Tensor = self.pos_dropout(x + self.pos_embedding)
+        return tokens
 
     def classify(self, tokens: Tensor) -> Tensor:
         """The logits read from the [CLS] token of the last block's output."""
-        return self.head(self.norm(tokens)[:, 0])
+        logits: Tensor = self.head(self.norm(tokens)[:, 0])
+        return logits
 
     def forward(self, images: Tensor) -> Tensor:
         x = self.embed(images)
