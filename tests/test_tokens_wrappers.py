@@ -3,6 +3,9 @@ levels (examples, tokens, attention) together in one training run."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -149,3 +152,9 @@ def test_the_three_onion_levels_in_one_run(tiny_vit):
     assert tokens[0] == [16] * 4 and tokens[2] == tokens[3] == [16, 8, 4, 2]
     assert int(sampler.stats.seen.max()) == 4
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_importing_dynaprune_imports_neither_torchvision_nor_timm():
+    code = "import sys, dynaprune.tokens; print(sorted({'torchvision', 'timm'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
