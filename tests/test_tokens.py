@@ -268,9 +268,10 @@ def test_random_drop_depends_on_seed_and_epoch_only(tiny_vit):
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
-        (("drop", 0.0), {}, r"target must be in \(0, 1\], got 0.0"),
-        (("drop", 1.2), {}, r"target must be in \(0, 1\], got 1.2"),
-        (("drop", 0.5), {"attn_keep": 0.0}, r"target must be in \(0, 1\], got 0.0"),
+        (("drop", 0.0), {}, r"keep must be in \(0, 1\], got 0.0"),
+        (("drop", 1.2), {}, r"keep must be in \(0, 1\], got 1.2"),
+        (("drop", 0.5), {"attn_keep": 0.0}, r"attn_keep must be in \(0, 1\], got 0.0"),
+        (("drop", 0.5), {"warmup_epochs": -2}, "warmup_epochs must be an integer >= 0, got -2"),
         (("drop", 0.5), {"blocks": [1, 4]}, r"blocks index 4 is past the model's depth 4"),
         (("drop", 0.5), {"blocks": [-1]}, "blocks index must be an integer >= 0, got -1"),
         (("drop", 0.5), {"blocks": [1, 1]}, r"blocks must be distinct, got \[1, 1\]"),

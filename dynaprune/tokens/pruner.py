@@ -114,12 +114,13 @@ class TokenPruner(nn.Module):
     ) -> None:
         super().__init__()
         self.mode = check_choice("mode", mode, MODES)
+        check_fraction("keep", keep, open_low=True, open_high=False)
+        if attn_keep is not None:
+            check_fraction("attn_keep", attn_keep, open_low=True, open_high=False)
         self.schedule = KeepRateSchedule(keep, warmup_epochs, decay_epochs)
         self.attn_schedule = (
             None if attn_keep is None else KeepRateSchedule(attn_keep, warmup_epochs, decay_epochs)
         )
-        if attn_keep is not None:
-            check_fraction("attn_keep", attn_keep, open_low=True, open_high=False)
         depth = len(adapt_vit(model).blocks)  # raises for what it cannot read
         self.blocks = _check_blocks(blocks, depth)
         self.r = _check_r(r, mode, depth)
