@@ -106,6 +106,13 @@ def test_an_attention_module_it_cannot_read_is_refused():
         TokenPruner(model)
 
 
+def test_a_block_it_cannot_read_is_refused():
+    model = torchvision_vit()
+    model.encoder.layers[2] = nn.Identity()
+    with pytest.raises(TypeError, match="cannot wrap block 2: Identity has no ln_1, self_att"):
+        TokenPruner(model)
+
+
 def test_a_timm_attention_it_cannot_read_is_refused():
     model = timm_vit()
     model.blocks[2].attn = OwnAttention()

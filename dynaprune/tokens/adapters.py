@@ -34,6 +34,9 @@ _SUPPORTED = (
 )
 
 
+_MHA_BLOCK_PARTS = ("ln_1", "self_attention", "dropout", "ln_2", "mlp")
+
+
 class AttentionParts:
     """The projections of one attention module, with its head count, scale and dropout."""
 
@@ -72,7 +75,7 @@ class _TimmAttention(AttentionParts):
     def project(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         m = self.module
         q, k, v = self._split(m.qkv(h))
-        return m.q_norm(q), m.k_norm(k), v
+        return m.q_norm(q), m.k_norm(k), v  # timm >= 0.9
 
     def output(self, o: Tensor, h: Tensor) -> Tensor:
         m = self.module
@@ -118,6 +121,12 @@ def _cannot_wrap(index: int, module: Any, supported: str) -> TypeError:
 
 def _mha_block(index: int, block: Any) -> BlockParts:
     """torchvision's ``EncoderBlock`` or a :class:`~dynaprune.tokens.vit.ViTBlock`."""
+    missing = [a for a in _MHA_BLOCK_PARTS if not isinstance(getattr(block, a, None), nn.Module)]
+    if missing:
+        raise TypeError(
+            f"cannot wrap block {index}: {type(block).__qualname__} has no {', '.join(missing)}; "
+            "supported: torchvision's EncoderBlock and dynaprune.tokens.ViTBlock"
+        )
     m = block.self_attention
     if not isinstance(m, nn.MultiheadAttention):
         raise _cannot_wrap(index, m, "torch.nn.MultiheadAttention")
