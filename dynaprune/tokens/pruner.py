@@ -155,9 +155,11 @@ class TokenPruner(nn.Module):
         self.epoch = epoch
 
     def get_extra_state(self) -> dict[str, Any]:
+        """The epoch, saved in :meth:`state_dict` beside the model's parameters."""
         return {"epoch": self.epoch}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the epoch (``0`` for a state without one), as :meth:`load_state_dict` does."""
         self.epoch = check_epoch(state.get("epoch", 0.0))
         self._generator = None
 
