@@ -112,6 +112,8 @@ def train(
                 break
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate((epoch + step / batches) / epochs)
+            if isinstance(method.model, TokenPruner):  # the keep rates step per iteration, as
+                method.model.set_epoch(epoch + step / batches)  # in EViT and Tri-Level-ViT
             with autocast:
                 logits = method.model(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=SMOOTHING)
