@@ -6,8 +6,9 @@ statistics kept on the training device.
 The package, by concept: :mod:`dynaprune.core` (the sampler, its epoch plan and schedule, the
 statistics, distributed training and checkpoints), :mod:`dynaprune.policies` (which samples an
 epoch keeps), :mod:`dynaprune.scores` (static scores and coresets, computed once),
-:mod:`dynaprune.inbatch` (selection within a batch), :mod:`dynaprune.integrations` (Lightning)
-and :mod:`dynaprune.condense` (dataset condensation).
+:mod:`dynaprune.inbatch` (selection within a batch), :mod:`dynaprune.integrations` (Lightning),
+:mod:`dynaprune.condense` (dataset condensation) and :mod:`dynaprune.tokens` (token and attention
+pruning inside Vision Transformers).
 """
 
 from dynaprune.core.sampler import DynamicPruningSampler
@@ -34,6 +35,7 @@ from dynaprune.policies import (
 )
 from dynaprune.scores import ScoreResult
 from dynaprune.scores.forgetting import ForgettingTracker
+from dynaprune.tokens import KeepRateSchedule, SmallViT, TokenPruner
 
 __version__ = "0.1.0"
 
@@ -47,6 +49,7 @@ __all__ = [
     "ImportancePolicy",
     "InBatchSelector",
     "InfoBatchPolicy",
+    "KeepRateSchedule",
     "LossStatistics",
     "ModeratePolicy",
     "OnionPolicy",
@@ -55,8 +58,10 @@ __all__ = [
     "ReducibleLossPolicy",
     "ScoreResult",
     "Selection",
+    "SmallViT",
     "SoftPolicy",
     "StaticPolicy",
+    "TokenPruner",
     "UCBPolicy",
     "UniformPolicy",
     "make_policy",

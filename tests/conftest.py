@@ -122,3 +122,25 @@ def tiny_module() -> type:
     if pl is None:
         pytest.skip("needs pytorch_lightning")
     return TinyModule
+
+
+@pytest.fixture
+def tiny_vit() -> Any:
+    """Builds a :class:`dynaprune.tokens.SmallViT` of 8x8 images in 16 patches, 4 blocks of width
+    16 (2 heads), seeded, without dropout: ``tiny_vit(depth=...)`` overrides."""
+    from dynaprune.tokens import SmallViT
+
+    def build(**overrides: Any) -> SmallViT:
+        config: dict[str, Any] = {
+            "image_size": 8,
+            "patch_size": 2,
+            "depth": 4,
+            "width": 16,
+            "heads": 2,
+            "num_classes": 3,
+        }
+        with torch.random.fork_rng():  # the same weights every time, the global state untouched
+            torch.manual_seed(0)
+            return SmallViT(**{**config, **overrides})
+
+    return build
