@@ -64,11 +64,11 @@ def _guarded(cfg: dict[str, Any], num_classes: int | None) -> Any:
     return GuardedUCBPolicy(num_classes=num_classes)
 
 
-def _guarded_drop(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb`` whose flagged samples are kept only if the others cannot fill the budget."""
+def _guarded_explore(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    """``guarded_ucb`` whose flagged samples stay in the exploration draw."""
     from dynaprune import GuardedUCBPolicy
 
-    return GuardedUCBPolicy(num_classes=num_classes, flagged="drop")
+    return GuardedUCBPolicy(num_classes=num_classes, flagged="explore")
 
 
 def _guarded_split(cfg: dict[str, Any], num_classes: int | None) -> Any:
@@ -118,7 +118,7 @@ REGISTRY: dict[str, Entry] = {
     "ucb-var": Entry("policy", ("yellowgreen", "-"), policy=_ucb_variance),
     "guarded_ucb": Entry("policy", ("forestgreen", "-"), policy=_guarded),
     "guarded_ucb-split": Entry("policy", ("darkseagreen", "-"), policy=_guarded_split),
-    "guarded_ucb-drop": Entry("policy", ("limegreen", "-"), policy=_guarded_drop),
+    "guarded_ucb-explore": Entry("policy", ("limegreen", "-"), policy=_guarded_explore),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end

@@ -16,8 +16,8 @@ and differ in how they keep away from those samples:
   chance-level loss ``log(num_classes)``, the cross-entropy of a uniform prediction, i.e. that
   the model predicts those labels *below chance* on average, as it does flipped labels and
   not hard ones; and it flags only losses above chance. When the guard does not act, the rule
-  is ``ucb``. Flagged samples are drawn at most at the exploration rate
-  (``flagged="explore"``) or not at all (``"drop"``, unless the rest cannot fill the budget).
+  is ``ucb``. Flagged samples are not drawn at all (``flagged="drop"``, unless the rest cannot
+  fill the budget) or at most at the exploration rate (``"explore"``).
 * ``moderate`` — ambiguity first: priority to the samples whose moving-average loss is closest
   to the median moving-average loss. It is Active Bias's threshold closeness (Chang, Learned-
   Miller and McCallum, NeurIPS 2017: prefer samples predicted near the decision threshold) in
@@ -112,9 +112,9 @@ class GuardedUCBPolicy(UCBPolicy):
             (``None``), every fit is split as DivideMix splits it, which on clean data flags
             the hardest samples too.
         separation: least Ashman's D of the two-Gaussian fit for the guard to act, ``>= 0``.
-        flagged: ``"explore"`` — flagged samples stay in the exploration draw (each kept with
-            the exploration rate, below the uniform rate); ``"drop"`` — they are kept only if
-            the others cannot fill the budget.
+        flagged: ``"drop"`` (default) — flagged samples are kept only if the others cannot
+            fill the budget; ``"explore"`` — they stay in the exploration draw (each kept with
+            the exploration rate, below the uniform rate).
         min_seen: share of the data set that must have a recorded loss before the guard acts,
             in ``(0, 1]``: the first losses of a run say little about noise.
 
@@ -127,9 +127,11 @@ class GuardedUCBPolicy(UCBPolicy):
         >>> report = policy.guard(stats)
         >>> report.share, bool(report.flagged[800:].all())
         (0.2, True)
-        >>> keep = policy.select(stats, 500, g).indices
-        >>> int((keep >= 800).sum())  # only in the exploration draw: about 150 * 200 / 650
-        46
+        >>> int((policy.select(stats, 500, g).indices >= 800).sum())  # dropped
+        0
+        >>> explore = GuardedUCBPolicy(flagged="explore").select(stats, 500, g).indices
+        >>> int((explore >= 800).sum())  # only in the exploration draw: about 150 * 200 / 650
+        36
     """
 
     trusted_selection = True
@@ -141,8 +143,8 @@ class GuardedUCBPolicy(UCBPolicy):
         num_classes: int | None = None,
         explore: float = 0.3,
         separation: float = 0.0,
-        flagged: str = "explore",
-        min_seen: float = 0.5,
+        flagged: str = "drop",
+        min_seen: float = 0.75,
     ) -> None:
         super().__init__(c, explore=explore)
         self.num_classes = _check_classes("num_classes", num_classes)
