@@ -80,9 +80,7 @@ def fit_two_gaussians(
     w = torch.full((2,), 0.5, dtype=torch.float64, device=x.device)
     for _ in range(iterations):
         logp = (
-            torch.log(w)
-            - 0.5 * torch.log(2 * math.pi * sd2)
-            - 0.5 * (x[:, None] - mu) ** 2 / sd2
+            torch.log(w) - 0.5 * torch.log(2 * math.pi * sd2) - 0.5 * (x[:, None] - mu) ** 2 / sd2
         )
         r = torch.softmax(logp, dim=1)
         nk = r.sum(0).clamp_min(1e-12)

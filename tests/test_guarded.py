@@ -221,5 +221,7 @@ def test_chance_level_decides_whether_the_high_mode_is_noise():
 
 @pytest.mark.parametrize("value", [1, 2.5, True, "10"])
 def test_num_classes_must_be_an_integer_of_at_least_two(value):
-    with pytest.raises(ValueError, match=f"num_classes must be None or an integer >= 2, got {value!r}"):
+    with pytest.raises(
+        ValueError, match=f"num_classes must be None or an integer >= 2, got {value!r}"
+    ):
         GuardedUCBPolicy(num_classes=value)

@@ -13,9 +13,9 @@ import yaml
 
 from benchmarks.environment import collect_environment, write_environment
 from benchmarks.grid.data import DataBundle, load_data
-from benchmarks.grid.flags import append_flags, flag_quality
 from benchmarks.grid.factories import UserData, load_user_data
 from benchmarks.grid.figures import plot
+from benchmarks.grid.flags import append_flags, flag_quality
 from benchmarks.grid.loaders import normalize
 from benchmarks.grid.methods import BASELINES
 from benchmarks.grid.methods import method as parse

@@ -19,8 +19,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    _ROOT = str(Path(__file__).resolve().parents[2])
+    if _ROOT not in sys.path:
+        sys.path.append(_ROOT)
 
 import numpy as np
 import torch
@@ -49,7 +55,7 @@ def record(argv: list[str]) -> dict[str, torch.Tensor]:
         for x, y in run.loader:
             if run.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            idx = run.sampler.next_indices(len(y))
+            idx = run.sampler.batch_indices(len(y))
             logits = run.model(x)
             losses = run.loss_fn(logits, y)
             with torch.no_grad():
@@ -58,8 +64,14 @@ def record(argv: list[str]) -> dict[str, torch.Tensor]:
                 other = lg.scatter(1, y[:, None], -math.inf).amax(1)
                 p = lg.softmax(1).gather(1, y[:, None]).squeeze(1)
                 rows.append(
-                    (idx, losses.detach().float(), p, own - other, lg.argmax(1) == y,
-                     torch.full_like(idx, epoch))
+                    (
+                        idx,
+                        losses.detach().float(),
+                        p,
+                        own - other,
+                        lg.argmax(1) == y,
+                        torch.full_like(idx, epoch),
+                    )
                 )
             loss = run.sampler.update(losses)
             run.optimizer.zero_grad(set_to_none=True)
@@ -67,7 +79,9 @@ def record(argv: list[str]) -> dict[str, torch.Tensor]:
             run.optimizer.step()
             run.scheduler.step()
     cols = [torch.cat([r[i] for r in rows]) for i in range(6)]
-    flipped = data.flipped if data.flipped is not None else torch.zeros(data.num_train, dtype=torch.bool)
+    flipped = data.flipped
+    if flipped is None:
+        flipped = torch.zeros(data.num_train, dtype=torch.bool)
     return {
         "idx": cols[0], "loss": cols[1], "p": cols[2], "margin": cols[3],
         "correct": cols[4], "epoch": cols[5], "noisy": flipped,
