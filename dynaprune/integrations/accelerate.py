@@ -6,8 +6,9 @@ sampler in Accelerate's ``BatchSamplerShard`` (process ``r`` takes batches ``r, 
 The sampler already gives each rank its own shard of the epoch (``subset[rank::world_size]``),
 so the wrapper would shard it a second time and each rank would train on a quarter of its
 share. :func:`prepare_loader` prepares the loader and makes the wrapper pass every batch
-through, which is what ``transformers.Trainer`` itself does for its own rank-aware sampler
-(``num_processes=1, process_index=0`` on the wrapper, in ``Trainer._get_dataloader``)::
+through, as ``transformers.Trainer`` does for its own rank-aware sampler (``num_processes=1,
+process_index=0`` on the wrapper, in ``Trainer._get_dataloader``; here also
+``even_batches=False``, so that an epoch's last batch is not filled up with repeated samples)::
 
     accelerator = Accelerator()
     sampler = DynamicPruningSampler(train_set, keep_ratio=0.5)
@@ -87,10 +88,12 @@ def unshard(loader: DataLoader[Any]) -> DataLoader[Any]:
                 "Accelerate splits each batch across processes (split_batches=True), but the "
                 "sampler already gives each rank its own batches: use split_batches=False"
             )
-        # The wrapper's own arguments, set as Trainer sets them for its rank-aware sampler:
-        # one process, so it neither skips batches nor pads the last ones.
+        # The wrapper's own arguments: one process, as Trainer sets them for its rank-aware
+        # sampler, so it skips no batches; and no even_batches, which would otherwise fill an
+        # epoch's last, partial batch with samples from its start (trained twice).
         shard.num_processes = 1
         shard.process_index = 0
+        shard.even_batches = False
     return loader
 
 
