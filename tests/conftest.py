@@ -124,7 +124,7 @@ def tiny_module() -> type:
     return TinyModule
 
 
-class TokenData(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class TokenData(torch.utils.data.Dataset):
     """Random token sequences for the Hugging Face tests: ``{"input_ids", "labels", "index"}``
     per sample, and an unused ``"junk"`` entry that ``remove_unused_columns`` drops.
 
@@ -173,7 +173,7 @@ def tiny_hf_model(kind: str = "classifier", seed: int = 0) -> Any:
         return transformers.GPT2LMHeadModel(gpt)
     bert = transformers.BertConfig(
         vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=16, num_labels=2,
+        intermediate_size=32, max_position_embeddings=16,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
     return transformers.BertForSequenceClassification(bert)

@@ -48,7 +48,7 @@ def test_unshard_passes_the_samplers_own_shard_through(rank):
     loader = DataLoader(data, batch_size=BATCH, sampler=sampler)
     prepared = prepare_data_loader(loader, num_processes=2, process_index=rank, put_on_device=False)
     # Accelerate's wrapper shards the rank's shard again, and fills batches up to full size.
-    assert sum(_batches(prepared), []) != own
+    assert [i for batch in _batches(prepared) for i in batch] != own
     assert find_sampler(prepared) is sampler
     prepared.set_epoch(0)
     assert _batches(unshard(prepared)) == [own[:4], own[4:]]

@@ -8,8 +8,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import TokenData, hf_args, hf_sample_losses, tiny_hf_model
 
+from conftest import TokenData, hf_args, hf_sample_losses, tiny_hf_model
 from dynaprune import DynamicPruningSampler
 
 transformers = pytest.importorskip("transformers")
@@ -25,7 +25,9 @@ transformers.logging.set_verbosity_error()
 
 
 def make_trainer(tmp_path, data, sampler, model=None, **kwargs):
-    trainer_kwargs = {k: kwargs.pop(k) for k in ("sample_loss", "index_column", "eval_dataset") if k in kwargs}
+    trainer_kwargs = {
+        k: kwargs.pop(k) for k in ("sample_loss", "index_column", "eval_dataset") if k in kwargs
+    }
     return PruningTrainer(
         model=model if model is not None else tiny_hf_model(),
         args=hf_args(tmp_path / "out", **kwargs),
@@ -100,7 +102,7 @@ def test_sample_losses_follow_the_classifiers_problem_type(problem):
     model = tiny_hf_model()
     model.config.problem_type = problem
     x = TokenData(5).x
-    labels = torch.rand(5, 2) if problem != "regression" else torch.rand(5, 2)
+    labels = torch.rand(5, 2)  # two regression targets, or two labels
     out = model(input_ids=x, labels=labels)
     sums, _ = sample_losses(out.logits, labels, "sequence", problem_type=problem)
     assert torch.allclose(sums.mean(), out.loss)
@@ -117,17 +119,22 @@ def test_sample_losses_explain_bad_arguments():
 
 # ----------------------------------------------------------------- training
 @pytest.mark.parametrize("indexed", [True, False], ids=["index_column", "by_position"])
-def test_each_sample_loss_is_recorded_under_its_index_from_the_training_forward(
-    tmp_path, indexed
-):
+def test_each_sample_loss_is_recorded_under_its_index_from_the_training_forward(tmp_path, indexed):
     # learning_rate=0: the model stays as built, so every sample's loss is known beforehand.
     data = TokenData(30, index=indexed)
     model = tiny_hf_model()
     expected = hf_sample_losses(model, data)
     sampler = DynamicPruningSampler(data, 0.5, "ucb", warmup_epochs=1)
     trainer = make_trainer(
-        tmp_path, data, sampler, model, learning_rate=0.0, num_train_epochs=3,
-        eval_strategy="steps", eval_steps=2, eval_dataset=TokenData(6),
+        tmp_path,
+        data,
+        sampler,
+        model,
+        learning_rate=0.0,
+        num_train_epochs=3,
+        eval_strategy="steps",
+        eval_steps=2,
+        eval_dataset=TokenData(6),
     )  # fmt: skip  evaluation's compute_loss calls record nothing
     trainer.train()
     stats = sampler.stats
@@ -148,7 +155,9 @@ def test_max_steps_and_the_schedule_follow_the_pruned_epochs(tmp_path):
     data = TokenData(40)
     # Warm-up, two pruned epochs of 20, one annealing epoch: 10 + 5 + 5 + 10 batches of 4.
     sampler = DynamicPruningSampler(data, 0.5, warmup_epochs=1, anneal_epochs=1, total_epochs=4)
-    trainer = make_trainer(tmp_path, data, sampler, num_train_epochs=4, gradient_accumulation_steps=2)
+    trainer = make_trainer(
+        tmp_path, data, sampler, num_train_epochs=4, gradient_accumulation_steps=2
+    )
     result = trainer.train()
     expected = sampler.total_steps(4, epochs=4, accumulate_grad_batches=2)
     assert expected == 5 + 3 + 3 + 5
@@ -225,7 +234,9 @@ def test_a_causal_lm_trains_through_trainer(tmp_path):
     trainer = make_trainer(
         tmp_path, data, sampler, model=tiny_hf_model("lm"), gradient_accumulation_steps=2
     )
-    assert trainer.train().global_step == sampler.total_steps(4, epochs=3, accumulate_grad_batches=2)
+    assert trainer.train().global_step == sampler.total_steps(
+        4, epochs=3, accumulate_grad_batches=2
+    )
     assert sampler.stats.count.sum().item() == 16 + 8 + 8
 
 

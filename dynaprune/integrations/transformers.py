@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sized
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -138,13 +138,12 @@ class PruningTrainer(Trainer):
                 f"{sampler.policy!r} needs per-sample correctness, which PruningTrainer gives for "
                 'single-label classification (sample_loss="sequence") only'
             )
-        train_set = self.train_dataset
-        if train_set is not None and hasattr(train_set, "__len__"):
-            if len(train_set) != sampler.num_samples:
-                raise ValueError(
-                    f"the sampler covers {sampler.num_samples} samples but train_dataset has "
-                    f"{len(train_set)}"
-                )
+        data = self.train_dataset
+        if data is not None and hasattr(data, "__len__") and len(data) != sampler.num_samples:
+            raise ValueError(
+                f"the sampler covers {sampler.num_samples} samples but train_dataset has "
+                f"{len(data)}"
+            )
 
     def _kind(self) -> str | SampleLossFn:
         if self._sample_loss != "auto":
@@ -156,10 +155,10 @@ class PruningTrainer(Trainer):
     # ----------------------------------------------------------------- data
     def _get_train_sampler(self, train_dataset: Any = None) -> DynamicPruningSampler:
         data = self.train_dataset if train_dataset is None else train_dataset
-        if data is not None and len(data) != self.sampler.num_samples:
+        if data is not None and len(cast(Sized, data)) != self.sampler.num_samples:
             raise ValueError(
                 f"the sampler covers {self.sampler.num_samples} samples but the train data set "
-                f"has {len(data)}"
+                f"has {len(cast(Sized, data))}"
             )
         return self.sampler
 
@@ -169,9 +168,9 @@ class PruningTrainer(Trainer):
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
         columns = self._signature_columns
-        if self.index_column is not None and columns is not None:
-            if self.index_column not in columns:
-                columns.append(self.index_column)
+        name = self.index_column
+        if name is not None and columns is not None and name not in columns:
+            columns.append(name)
 
     def get_resumed_dataloader(self, dataloader: Any, num_batches: int) -> Any:
         # The restored sampler yields only the samples not yet trained on: skip nothing more.
@@ -201,16 +200,16 @@ class PruningTrainer(Trainer):
                 steps += self._epoch_steps(epochs, ga)
                 epochs += 1
             return epochs
-        epochs = args.num_train_epochs
-        if epochs != int(epochs) or epochs < 1:
+        asked = args.num_train_epochs
+        if asked != int(asked) or asked < 1:
             raise ValueError(
-                f"num_train_epochs must be a whole number of epochs >= 1, got {epochs!r}"
+                f"num_train_epochs must be a whole number of epochs >= 1, got {asked!r}"
             )
-        if total is not None and total != int(epochs):
+        if total is not None and total != int(asked):
             raise ValueError(
-                f"the sampler was built for total_epochs={total} but num_train_epochs={epochs}"
+                f"the sampler was built for total_epochs={total} but num_train_epochs={asked}"
             )
-        return int(epochs)
+        return int(asked)
 
     def set_initial_training_values(self, args: Any, dataloader: Any) -> Any:
         # Trainer sizes every epoch like the first; the sampler knows each epoch's length.
@@ -314,7 +313,7 @@ class PruningTrainer(Trainer):
             # Normalised over the whole accumulated batch (and all processes, when Trainer
             # counted tokens across them), as the model's loss with num_items_in_batch.
             self.loss_is_scaled_for_ga = True
-            loss = sums.sum() / num_items
+            loss: Tensor = sums.sum() / num_items
             if self.args.average_tokens_across_devices and self.args.world_size > 1:
                 loss = loss * (self.accelerator.num_processes // self.get_tp_size())
             return loss
