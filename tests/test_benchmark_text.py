@@ -4,9 +4,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from benchmarks.text.run import build_grid, parse_args  # noqa: E402
-from benchmarks.text.sst2 import load_split  # noqa: E402
-from dynaprune import DynamicPruningSampler  # noqa: E402
+from benchmarks.text.run import build_grid, parse_args
+from benchmarks.text.sst2 import load_split
+from dynaprune import DynamicPruningSampler
 
 
 def test_the_grid_pairs_seeds_and_matches_budgets(tmp_path):
