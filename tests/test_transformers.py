@@ -165,6 +165,12 @@ def test_max_steps_and_the_schedule_follow_the_pruned_epochs(tmp_path):
     assert trainer.lr_scheduler.get_last_lr()[0] == 0.0  # the linear decay ended exactly
     assert trainer.state.epoch == 4.0
     assert sampler.stats.count.sum().item() == 40 + 20 + 20 + 40
+    kept = [
+        h["dynaprune/kept_fraction"]
+        for h in trainer.state.log_history
+        if "dynaprune/kept_fraction" in h
+    ]
+    assert kept == [1.0, 0.5, 0.5, 1.0]  # logged once per epoch
 
 
 def test_max_steps_asks_for_as_many_epochs_as_it_needs(tmp_path):

@@ -77,6 +77,9 @@ class PruningTrainer(Trainer):
             data set has one; it survives ``remove_unused_columns`` and is not passed to the
             model. Without it, losses are matched to the sampler's order by position, which
             holds because Trainer trains every batch of the loader once, in order.
+        log_statistics: log, after every epoch, the sampler's ``kept_fraction`` and loss
+            statistics (:meth:`~dynaprune.DynamicPruningSampler.summary`) through Trainer's
+            loggers, prefixed with ``dynaprune/``.
         **kwargs: ``Trainer``'s keyword arguments (not ``compute_loss_func``: the per-sample
             loss is ``sample_loss``).
 
@@ -101,6 +104,7 @@ class PruningTrainer(Trainer):
         sampler: DynamicPruningSampler,
         sample_loss: str | SampleLossFn = "auto",
         index_column: str | None = "index",
+        log_statistics: bool = True,
         **kwargs: Any,
     ) -> None:
         if not isinstance(sampler, DynamicPruningSampler):
@@ -118,6 +122,7 @@ class PruningTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.sampler = sampler
         self.index_column = index_column
+        self.log_statistics = log_statistics
         self._sample_loss = sample_loss
         self._in_training_step = False
         args_ = self.args
@@ -252,6 +257,8 @@ class PruningTrainer(Trainer):
         )
         result = super()._run_epoch(*bound.args, **bound.kwargs)
         self.sampler.synchronize()  # every rank, once per epoch: the merge is a collective
+        if self.log_statistics:
+            self.log({f"dynaprune/{k}": float(v) for k, v in self.sampler.summary().items()})
         return result
 
     # ----------------------------------------------------------------- losses
@@ -361,5 +368,5 @@ class PruningTrainer(Trainer):
                     f"{resume_from_checkpoint} holds no {SAMPLER_STATE_NAME}: it was not saved by "
                     "a PruningTrainer, so the sampler's statistics cannot be restored"
                 )
-            self.sampler.load_state_dict(torch.load(path, weights_only=True))
+            self.sampler.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
