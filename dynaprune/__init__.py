@@ -6,8 +6,8 @@ statistics kept on the training device.
 The package, by concept: :mod:`dynaprune.core` (the sampler, its epoch plan and schedule, the
 statistics, distributed training and checkpoints), :mod:`dynaprune.policies` (which samples an
 epoch keeps), :mod:`dynaprune.scores` (static scores and coresets, computed once),
-:mod:`dynaprune.inbatch` (selection within a batch), :mod:`dynaprune.integrations` (Lightning)
-and :mod:`dynaprune.condense` (dataset condensation).
+:mod:`dynaprune.inbatch` (selection within a batch), :mod:`dynaprune.integrations` (Lightning,
+Hugging Face Trainer and Accelerate) and :mod:`dynaprune.condense` (dataset condensation).
 """
 
 from dynaprune.core.sampler import DynamicPruningSampler
