@@ -308,6 +308,8 @@ def test_bad_arguments_are_explained(tmp_path):
     sampler = DynamicPruningSampler(data, 0.5)
     with pytest.raises(TypeError, match="must be a DynamicPruningSampler"):
         make_trainer(tmp_path, data, None)
+    with pytest.raises(TypeError, match="index_column must be a str or None, got 3"):
+        make_trainer(tmp_path, data, sampler, index_column=3)
     with pytest.raises(ValueError, match="sample_loss must be"):
         make_trainer(tmp_path, data, sampler, sample_loss="tokens")
     with pytest.raises(ValueError, match="covers 10 samples but train_dataset has 8"):

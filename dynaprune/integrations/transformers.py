@@ -44,6 +44,7 @@ from transformers import Trainer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from dynaprune._checks import check_bool
 from dynaprune.core.sampler import DynamicPruningSampler
 from dynaprune.integrations.accelerate import unshard
 from dynaprune.integrations.sample_losses import SAMPLE_LOSS_KINDS, sample_losses
@@ -84,8 +85,10 @@ class PruningTrainer(Trainer):
             loss is ``sample_loss``).
 
     Raises:
-        TypeError: if ``sampler`` is not a DynamicPruningSampler.
-        ValueError: for a ``sample_loss`` that is not a kind or a function, a
+        TypeError: if ``sampler`` is not a DynamicPruningSampler, or ``index_column`` not a
+            string or ``None``.
+        ValueError: for a ``sample_loss`` that is not a kind or a function, a non-bool
+            ``log_statistics``, a
             ``train_dataset`` of another length than the sampler's, ``compute_loss_func``,
             ``auto_find_batch_size``, a ``train_sampling_strategy`` other than ``"random"``,
             DataParallel (several GPUs in one process: use ``torchrun`` or
@@ -114,6 +117,9 @@ class PruningTrainer(Trainer):
                 f"sample_loss must be 'auto', one of {SAMPLE_LOSS_KINDS} or a function "
                 f"(outputs, labels) -> per-sample losses, got {sample_loss!r}"
             )
+        if index_column is not None and not isinstance(index_column, str):
+            raise TypeError(f"index_column must be a str or None, got {index_column!r}")
+        check_bool("log_statistics", log_statistics)
         if kwargs.get("compute_loss_func") is not None:
             raise ValueError(
                 "PruningTrainer computes per-sample losses itself: pass "
