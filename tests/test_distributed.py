@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from conftest import run_epoch
+
 from dynaprune import DynamicPruningSampler
 
 WORLD = 2

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import fake_losses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import fake_losses
 from dynaprune import DynamicPruningSampler, PruningPolicy, Selection, UCBPolicy
 
 N = 40

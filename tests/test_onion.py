@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import fake_correct, fake_losses, run_epoch
+
 from dynaprune import DynamicPruningSampler, LossStatistics, OnionPolicy, make_policy
 from dynaprune._checks import check_index_tensor
 

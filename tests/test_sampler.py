@@ -3,11 +3,11 @@ import warnings
 
 import pytest
 import torch
+from conftest import run_epoch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import run_epoch
 from dynaprune import POLICIES, DynamicPruningSampler
 from dynaprune.core._inputs import must_follow
 from dynaprune.core.schedule import epoch_generator

@@ -8,8 +8,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from conftest import TokenData, hf_args, hf_sample_losses, tiny_hf_model
+
 from dynaprune import DynamicPruningSampler
 
 transformers = pytest.importorskip("transformers")
