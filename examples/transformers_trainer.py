@@ -5,7 +5,7 @@ only on the half of the phrases that ``ucb`` picks from their losses so far. Cop
 your model and data: the dynaprune part is the sampler and ``PruningTrainer`` (marked below).
 
     pip install -e ".[transformers]"
-    python examples/transformers_trainer.py [--data-root ../shared/data/sst2] [--phrases 6000]
+    python examples/transformers_trainer.py [--data-root ../shared/data/sst2] [--phrases 4000]
 
 No pretrained weights or vocabularies are downloaded: the WordPiece vocabulary is trained on
 the training phrases (``tokenizers``) and the model is built from a config.
@@ -58,7 +58,7 @@ def encode(tokenizer: Tokenizer, rows: list[tuple[str, int]]) -> list[dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", type=Path, default=Path("../shared/data/sst2"))
-    parser.add_argument("--phrases", type=int, default=6000, help="training phrases used")
+    parser.add_argument("--phrases", type=int, default=4000, help="training phrases used")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
