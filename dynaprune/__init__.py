@@ -6,9 +6,9 @@ statistics kept on the training device.
 The package, by concept: :mod:`dynaprune.core` (the sampler, its epoch plan and schedule, the
 statistics, distributed training and checkpoints), :mod:`dynaprune.policies` (which samples an
 epoch keeps), :mod:`dynaprune.scores` (static scores and coresets, computed once),
-:mod:`dynaprune.inbatch` (selection within a batch), :mod:`dynaprune.integrations` (Lightning),
-:mod:`dynaprune.condense` (dataset condensation) and :mod:`dynaprune.tokens` (token and attention
-pruning inside Vision Transformers).
+:mod:`dynaprune.inbatch` (selection within a batch), :mod:`dynaprune.integrations` (Lightning,
+Hugging Face Trainer and Accelerate), :mod:`dynaprune.condense` (dataset condensation) and
+:mod:`dynaprune.tokens` (token and attention pruning inside Vision Transformers).
 """
 
 from dynaprune.core.sampler import DynamicPruningSampler

@@ -144,3 +144,91 @@ def tiny_vit() -> Any:
             return SmallViT(**{**config, **overrides})
 
     return build
+
+
+class TokenData(torch.utils.data.Dataset):
+    """Random token sequences for the Hugging Face tests: ``{"input_ids", "labels", "index"}``
+    per sample, and an unused ``"junk"`` entry that ``remove_unused_columns`` drops.
+
+    Args:
+        n: samples.
+        length: tokens per sample.
+        lm: labels are the tokens themselves (causal LM), the last ``pad`` of them ``-100``
+            for odd samples; otherwise one class label per sample (the first token > 25).
+        pad: label positions hidden from the loss in odd samples (``lm`` only).
+        index: include each sample's index under ``"index"``.
+    """
+
+    def __init__(
+        self, n: int, length: int = 8, *, lm: bool = False, pad: int = 3, index: bool = True
+    ) -> None:
+        g = torch.Generator().manual_seed(n)
+        self.x = torch.randint(5, 50, (n, length), generator=g)
+        if lm:
+            self.y = self.x.clone()
+            self.y[1::2, -pad:] = -100
+        else:
+            self.y = (self.x[:, 0] > 25).long()
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"input_ids": self.x[i], "labels": self.y[i], "junk": 0.5}
+        if self.index:
+            item["index"] = i
+        return item
+
+
+def tiny_hf_model(kind: str = "classifier", seed: int = 0) -> Any:
+    """A tiny BERT classifier (``"classifier"``) or GPT-2 language model (``"lm"``), built from a
+    config without dropout, so that a sample's loss does not depend on its batch."""
+    import transformers
+
+    torch.manual_seed(seed)
+    if kind == "lm":
+        gpt = transformers.GPT2Config(
+            vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        )  # fmt: skip
+        return transformers.GPT2LMHeadModel(gpt)
+    bert = transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    return transformers.BertForSequenceClassification(bert)
+
+
+def hf_args(out: Any, **kwargs: Any) -> Any:
+    """Quiet CPU ``TrainingArguments`` for the tests; ``kwargs`` override."""
+    import transformers
+
+    defaults: dict[str, Any] = {
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 4,
+        "use_cpu": True,
+        "report_to": [],
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+        "seed": 0,
+    }
+    return transformers.TrainingArguments(str(out), **{**defaults, **kwargs})
+
+
+@torch.no_grad()
+def hf_sample_losses(model: Any, data: Any) -> torch.Tensor:
+    """Each sample's loss under ``model`` (the mean over its target tokens for a language
+    model), computed one sample at a time."""
+    from dynaprune.integrations.sample_losses import sample_losses
+
+    model.eval()
+    kind = "causal_lm" if data.y.ndim == 2 else "sequence"
+    out = []
+    for i in range(len(data)):
+        logits = model(input_ids=data.x[i : i + 1]).logits
+        sums, counts = sample_losses(logits, data.y[i : i + 1], kind)
+        out.append(sums / counts)
+    return torch.cat(out)

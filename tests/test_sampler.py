@@ -226,6 +226,16 @@ def test_total_steps_counts_each_phase():
     assert sharded.total_steps(batch_size=10) == 2 * 8
 
 
+def test_epoch_steps_are_the_terms_of_total_steps():
+    sampler = DynamicPruningSampler(1000, 0.3, warmup_epochs=2, anneal_epochs=1, total_epochs=10)
+    for kwargs in ({}, {"drop_last": True}, {"accumulate_grad_batches": 4}):
+        steps = [sampler.epoch_steps(e, 64, **kwargs) for e in range(10)]
+        assert sum(steps) == sampler.total_steps(batch_size=64, **kwargs)
+    assert [sampler.epoch_steps(e, 64) for e in (1, 2, 9)] == [16, 5, 16]
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        sampler.epoch_steps(0, 0)
+
+
 @pytest.mark.parametrize("drop_last", [False, True])
 @pytest.mark.parametrize(("n", "replicas"), [(10, 3), (7, 4), (100, 2), (3, 5)])
 def test_shards_disjoint_and_complete(n, replicas, drop_last):

@@ -190,6 +190,34 @@ class DynamicPruningSampler(Sampler[int]):
             shard_drop_last=self.drop_last,
         )
 
+    def epoch_steps(
+        self,
+        epoch: int,
+        batch_size: int,
+        *,
+        drop_last: bool = False,
+        accumulate_grad_batches: int = 1,
+    ) -> int:
+        """Optimizer steps this rank takes in ``epoch`` (its batches, with
+        ``accumulate_grad_batches=1``); the arguments are those of :meth:`total_steps`, which
+        sums this over the run's epochs.
+
+        Example:
+            >>> s = DynamicPruningSampler(1000, 0.5, warmup_epochs=1)
+            >>> s.epoch_steps(0, batch_size=100), s.epoch_steps(1, batch_size=100)
+            (10, 5)
+        """
+        check_count("batch_size", batch_size, 1)
+        check_count("accumulate_grad_batches", accumulate_grad_batches, 1)
+        return self.schedule.epoch_steps(
+            check_count("epoch", epoch),
+            batch_size,
+            drop_last=check_bool("drop_last", drop_last),
+            accumulate_grad_batches=accumulate_grad_batches,
+            num_replicas=self.num_replicas,
+            shard_drop_last=self.drop_last,
+        )
+
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that the next iteration plans (call it before every epoch)."""
         self.epoch = check_count("epoch", epoch)

@@ -145,9 +145,30 @@ class EpochSchedule:
                 f"epochs={epochs!r} exceeds total_epochs={self.total_epochs!r}, the length of "
                 "the run this sampler was built for"
             )
-        steps = 0
-        for epoch in range(epochs):
-            length = self.epoch_length(epoch, num_replicas, shard_drop_last)
-            batches = length // batch_size if drop_last else math.ceil(length / batch_size)
-            steps += math.ceil(batches / accumulate_grad_batches)
-        return steps
+        return sum(
+            self.epoch_steps(
+                epoch,
+                batch_size,
+                drop_last=drop_last,
+                accumulate_grad_batches=accumulate_grad_batches,
+                num_replicas=num_replicas,
+                shard_drop_last=shard_drop_last,
+            )
+            for epoch in range(epochs)
+        )
+
+    def epoch_steps(
+        self,
+        epoch: int,
+        batch_size: int,
+        *,
+        drop_last: bool = False,
+        accumulate_grad_batches: int = 1,
+        num_replicas: int = 1,
+        shard_drop_last: bool = False,
+    ) -> int:
+        """Optimizer steps of ``epoch`` on one rank (batches, with ``accumulate_grad_batches=1``);
+        the arguments are those of :meth:`total_steps`."""
+        length = self.epoch_length(epoch, num_replicas, shard_drop_last)
+        batches = length // batch_size if drop_last else math.ceil(length / batch_size)
+        return math.ceil(batches / accumulate_grad_batches)
