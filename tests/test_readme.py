@@ -11,7 +11,8 @@ blocks need more than ``exec``:
   one-process ``gloo`` group on the CPU, with exactly three textual substitutions ("nccl" ->
   "gloo", ``model.cuda(local_rank)`` -> ``model``, ``device_ids=[local_rank]`` ->
   ``device_ids=None``) and ``LOCAL_RANK=0`` in the environment, so the rest runs as written;
-* the checkpoint block runs twice, from scratch and resumed from the file the first run saved.
+* the checkpoint block runs twice, from scratch and resumed from the file the first run saved;
+* the Hugging Face block trains a tiny BERT built from a config with the user's ``args``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def _namespace(**extra: Any) -> dict[str, Any]:
 
 
 def _kind(block: str) -> str:
+    if "PruningTrainer" in block:
+        return "transformers"
     if "pytorch_lightning.Trainer" in block:
         return "lightning"
     if "init_process_group" in block:
@@ -90,6 +93,8 @@ def test_readme_block_runs(number: int, tmp_path: Path, monkeypatch: pytest.Monk
         _run_distributed(block, monkeypatch)
     elif kind == "checkpoint":
         _run_checkpoint(block, tmp_path)
+    elif kind == "transformers":
+        _run_transformers(block, tmp_path)
     else:
         ns = _namespace()
         exec(compile(block, f"README.md block {number}", "exec"), ns)
@@ -100,6 +105,27 @@ def test_readme_block_runs(number: int, tmp_path: Path, monkeypatch: pytest.Monk
             assert ns["sched"].total_steps == sampler.total_steps(256, epochs=EPOCHS)
         if "InBatchSelector(" in block or "inbatch.rho" in block:  # one epoch, recorded
             assert int(sampler.stats.count.sum()) == sampler.epoch_size(0)
+
+
+def _run_transformers(block: str, tmp_path: Path) -> None:
+    """The Trainer block on a tiny BERT classifier built from a config, with the user's
+    ``TrainingArguments`` as ``args`` (2 epochs, CPU, no reports)."""
+    transformers = pytest.importorskip("transformers")
+    from conftest import TokenData, tiny_hf_model
+
+    train_set = TokenData(32)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        num_train_epochs=EPOCHS,
+        per_device_train_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+    )
+    ns = _namespace(train_set=train_set, model=tiny_hf_model(), args=args)
+    exec(compile(block, "README.md Trainer block", "exec"), ns)
+    sampler = ns["sampler"]
+    assert int(sampler.stats.count.sum()) == EPOCHS * sampler.num_keep
 
 
 def _run_lightning(block: str) -> None:
