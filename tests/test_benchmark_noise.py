@@ -1,0 +1,103 @@
+"""The benchmark's label noise (symmetric and CIFAR-10's asymmetric pairs), the flags it records
+about it, and the policies that need the data set's number of classes."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.grid.cli import build_config, parse_args
+from benchmarks.grid.config import apply_overrides, load_config, validate_config
+from benchmarks.grid.data import ASYMMETRIC_PAIRS, add_label_noise, load_data
+from benchmarks.grid.flags import FLAG_COLUMNS, append_flags, flag_quality
+from benchmarks.grid.runs import RunSpec, make_sampler
+from dynaprune import DynamicPruningSampler, GuardedUCBPolicy
+
+QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
+
+
+def test_asymmetric_noise_flips_each_source_class_to_its_pair() -> None:
+    labels = torch.arange(10).repeat_interleave(50)
+    noisy = add_label_noise(labels, 10, 0.4, seed=1, kind="asymmetric")
+    wrong = noisy != labels
+    assert int(wrong.sum()) == 5 * 20  # 40 % of each of the five source classes
+    for source in range(10):
+        flipped = noisy[(labels == source) & wrong]
+        if source in ASYMMETRIC_PAIRS:
+            assert flipped.numel() == 20 and bool((flipped == ASYMMETRIC_PAIRS[source]).all())
+        else:
+            assert flipped.numel() == 0
+    assert torch.equal(noisy, add_label_noise(labels, 10, 0.4, seed=1, kind="asymmetric"))
+    assert not torch.equal(noisy, add_label_noise(labels, 10, 0.4, seed=2, kind="asymmetric"))
+
+
+def test_asymmetric_noise_needs_ten_classes_and_a_known_kind() -> None:
+    with pytest.raises(ValueError, match="needs 10 classes, got num_classes=3"):
+        add_label_noise(torch.zeros(6, dtype=torch.long), 3, 0.2, 0, kind="asymmetric")
+    with pytest.raises(ValueError, match="kind must be 'symmetric' or 'asymmetric', got 'pair'"):
+        add_label_noise(torch.zeros(6, dtype=torch.long), 3, 0.2, 0, kind="pair")
+    cfg = apply_overrides(load_config(QUICK), {"data.label_noise_kind": "pairs"})
+    with pytest.raises(ValueError, match="data.label_noise_kind.*pairs"):
+        validate_config(cfg)
+
+
+def test_cli_sets_the_learning_rate_and_the_noise_kind() -> None:
+    args = parse_args(
+        ["--config", str(QUICK), "--out", "x", "--lr", "0.2", "--label-noise", "0.4"]
+        + ["--label-noise-kind", "asymmetric"]
+    )
+    cfg = build_config(args)
+    assert cfg["train"]["lr"] == 0.2
+    assert cfg["data"]["label_noise"] == 0.4 and cfg["data"]["label_noise_kind"] == "asymmetric"
+
+
+def test_the_data_bundle_knows_which_labels_were_flipped() -> None:
+    data_cfg = validate_config(load_config(QUICK))["data"]
+    clean = load_data(data_cfg)
+    assert clean.flipped is None
+    noisy = load_data({**data_cfg, "label_noise": 0.3, "label_noise_kind": "asymmetric"})
+    assert noisy.flipped is not None
+    assert torch.equal(noisy.flipped, noisy.train_y != clean.train_y)
+    assert 0 < int(noisy.flipped.sum()) < len(clean.train_y)
+
+
+def test_guarded_ucb_gets_the_number_of_classes_from_the_benchmark() -> None:
+    cfg = validate_config(load_config(QUICK))
+    sampler = make_sampler(RunSpec("guarded_ucb", 0.5, 0, 4), 100, cfg, num_classes=10)
+    assert isinstance(sampler.policy, GuardedUCBPolicy)
+    assert sampler.policy.num_classes == 10 and sampler.policy.flagged == "drop"
+    split = make_sampler(RunSpec("guarded_ucb-split", 0.5, 0, 4), 100, cfg, num_classes=10)
+    assert split.policy.num_classes is None
+    explore = make_sampler(RunSpec("guarded_ucb-explore", 0.5, 0, 4), 100, cfg, num_classes=10)
+    assert explore.policy.flagged == "explore"
+
+
+def test_flag_quality_against_the_flipped_set(tmp_path: Path) -> None:
+    n = 1000
+    flipped = torch.zeros(n, dtype=torch.bool)
+    flipped[800:] = True
+    sampler = DynamicPruningSampler(n, keep_ratio=0.5, policy=GuardedUCBPolicy(num_classes=10))
+    # flipped labels above chance (log 10 = 2.3), the rest well below; 50 flipped ones hidden
+    losses = torch.where(flipped, 4.0, 0.8) + 0.2 * torch.rand(n, generator=torch.Generator())
+    losses[800:850] = 0.9
+    sampler.stats.update(torch.arange(n), losses, epoch=0)
+    row = flag_quality(sampler, flipped)
+    assert row["flipped_share"] == pytest.approx(0.2)
+    assert row["seen_share"] == 1.0
+    assert row["auc_loss"] == pytest.approx(1 - 0.25 / 2, abs=0.02)  # 50 of 200 look clean
+    assert row["precision"] == 1.0 and row["recall"] == pytest.approx(150 / 200)
+    assert row["flagged_share"] == pytest.approx(0.15)
+    assert row["auc_flag"] == pytest.approx((0.75 + 1.0) / 2)
+    assert row["threshold"] >= math.log(10)
+    uniform = DynamicPruningSampler(n, keep_ratio=0.5)
+    uniform.stats.update(torch.arange(n), losses, epoch=0)
+    assert set(flag_quality(uniform, flipped)) == {"flipped_share", "seen_share", "auc_loss"}
+    append_flags(tmp_path, RunSpec("guarded_ucb", 0.5, 2, 4), row)
+    append_flags(tmp_path, RunSpec("uniform", 0.5, 2, 4), flag_quality(uniform, flipped))
+    rows = list(csv.DictReader((tmp_path / "flags.csv").open()))
+    assert [r["method"] for r in rows] == ["guarded_ucb", "uniform"]
+    assert list(rows[0]) == list(FLAG_COLUMNS) and rows[1]["precision"] == ""
