@@ -46,10 +46,8 @@ def test_asymmetric_noise_needs_ten_classes_and_a_known_kind() -> None:
 
 
 def test_cli_sets_the_learning_rate_and_the_noise_kind() -> None:
-    args = parse_args(
-        ["--config", str(QUICK), "--out", "x", "--lr", "0.2", "--label-noise", "0.4"]
-        + ["--label-noise-kind", "asymmetric"]
-    )
+    noise = ["--label-noise", "0.4", "--label-noise-kind", "asymmetric"]
+    args = parse_args(["--config", str(QUICK), "--out", "x", "--lr", "0.2", *noise])
     cfg = build_config(args)
     assert cfg["train"]["lr"] == 0.2
     assert cfg["data"]["label_noise"] == 0.4 and cfg["data"]["label_noise_kind"] == "asymmetric"
