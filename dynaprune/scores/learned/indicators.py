@@ -177,8 +177,10 @@ def training_indicators(
     train = loader if train_loader is None else train_loader
     n = _dataset_size(loader) if num_samples is None else num_samples
     trackers: list[LossStatistics] = []
+    layers: list[nn.Module | None] = []
 
     def watch(model: nn.Module) -> OnBatch:
+        layers.append(_penultimate(model, layer))  # before training: fail early
         stats = LossStatistics(n, momentum, model_device(model))
         stats.track_correctness()
         trackers.append(stats)
@@ -198,7 +200,7 @@ def training_indicators(
         el2n = score_pass(model, loader, _el2n_batch, n)
         margin = score_pass(model, loader, _margin_batch, n)
         labels = score_pass(model, loader, _labels_batch, n)
-        feats = _features(model, loader, layer, n)
+        feats = embeddings(model, loader, layer=layers[-1], num_samples=n)
         forgetting = stats.forgetting_counts()
         columns = [stats.mean, stats.var.sqrt(), forgetting, el2n, margin, labels]
         return torch.cat([torch.stack(columns, 1), feats], 1)
@@ -253,21 +255,19 @@ def _dataset_size(loader: Batches) -> int:
     return total
 
 
-def _features(
-    model: nn.Module, loader: Batches, layer: nn.Module | str | None, n: int | None
-) -> Tensor:
-    """Penultimate features, with an error that names the indicator when none can be read."""
+def _penultimate(model: nn.Module, layer: nn.Module | str | None) -> nn.Module | None:
+    """The module whose input is the embedding, with an error naming the indicator when the
+    model has none to read."""
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules:
-            raise ValueError(
-                f"layer {layer!r} is not a module of the model; valid: {sorted(modules)[:20]}"
-            )
-        layer = modules[layer]
+            valid = sorted(name for name in modules if name)[:20]
+            raise ValueError(f"layer {layer!r} is not a module of the model; valid: {valid}")
+        return modules[layer]
     if layer is None and not any(isinstance(m, nn.Linear) for m in model.modules()):
         raise ValueError(
             f"the embedding indicator needs penultimate features, but {type(model).__name__} "
-            "has no nn.Linear whose input could be read; pass layer= (the module, or its name, "
+            "has no nn.Linear whose input could be read; pass layer= (the name of the module "
             "whose input is the embedding)"
         )
-    return embeddings(model, loader, layer=layer, num_samples=n)
+    return layer
