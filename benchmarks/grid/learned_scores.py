@@ -72,4 +72,3 @@ def learned_attention(scorer: StaticScorer, train: Any, common: dict[str, Any]) 
 def learned_linear(scorer: StaticScorer, train: Any, common: dict[str, Any]) -> Tensor:
     """``static-learned-linear``: the linear baseline over the same indicators."""
     return learned_recipe(scorer, train, common, "linear")
-

@@ -137,8 +137,9 @@ def proxy_accuracy(
     The probe is a zero-initialised linear softmax classifier on ``features``, trained with
     full-batch Adam for ``steps`` steps on the group's samples outside ``holdout``, and scored on
     the ``holdout`` samples with ``holdout_labels`` (clean labels; default ``labels``). Zero
-    initialisation and full batches make it deterministic. Cost per group: ``steps`` passes over
-    its ``n_g x F`` features and one over the held-out ones.
+    initialisation and full batches make it deterministic. All probes train at once (batched
+    matrix products over the groups padded to the largest): ``steps`` passes over the ``N x F``
+    features in all, then one over the held-out ones per group.
 
     Args:
         features: float ``(N, F)``, e.g. :attr:`Indicators.features`.
@@ -180,24 +181,30 @@ def proxy_accuracy(
     held = torch.zeros(features.shape[0], dtype=torch.bool, device=features.device)
     held[holdout] = True
     x = features.float()
-    accuracy = []
-    for g in range(int(groups.max()) + 1):
-        members = ((groups == g) & ~held).nonzero().view(-1)
-        if members.numel() == 0:
+    members = [((groups == g) & ~held).nonzero().view(-1) for g in range(int(groups.max()) + 1)]
+    for g, m in enumerate(members):
+        if m.numel() == 0:
             raise ValueError(f"group {g} has no samples outside the held-out split")
-        weight = torch.zeros(x.shape[1], classes, device=x.device, requires_grad=True)
-        bias = torch.zeros(classes, device=x.device, requires_grad=True)
-        opt = torch.optim.Adam([weight, bias], lr=lr)
-        xg, yg = x[members], labels[members]
-        with torch.enable_grad():
-            for _ in range(steps):
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(xg @ weight + bias, yg).backward()
-                opt.step()
-        with torch.no_grad():
-            hits = ((x[holdout] @ weight + bias).argmax(1) == target).float().mean()
-        accuracy.append(hits)
-    return torch.stack(accuracy).detach()
+    # All probes at once, each group's members padded to the largest group: Adam is elementwise
+    # and the loss a sum over groups, so every probe trains exactly as it would alone.
+    sizes = torch.tensor([m.numel() for m in members], device=x.device)
+    width = int(sizes.max())
+    index = torch.stack([F.pad(m, (0, width - m.numel())) for m in members])  # (G, m)
+    mask = torch.arange(width, device=x.device) < sizes[:, None]
+    xg, yg = x[index], labels[index]
+    weight = torch.zeros(len(members), x.shape[1], classes, device=x.device, requires_grad=True)
+    bias = torch.zeros(len(members), 1, classes, device=x.device, requires_grad=True)
+    opt = torch.optim.Adam([weight, bias], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            logits = torch.baddbmm(bias, xg, weight)
+            ce = F.cross_entropy(logits.flatten(0, 1), yg.flatten(), reduction="none")
+            (ce.view_as(mask).mul(mask).sum(1) / sizes).sum().backward()
+            opt.step()
+    with torch.no_grad():
+        predicted = torch.einsum("hf,gfc->ghc", x[holdout], weight).add(bias).argmax(2)
+        return (predicted == target).float().mean(1)
 
 
 def _check_labels(x: Tensor, labels: Tensor, name: str = "labels") -> Tensor:

@@ -87,7 +87,7 @@ def learned_scores(
     pca_dims: int = 6,
     proxy_steps: int = 200,
     selector_epochs: int = 200,
-    set_size: int = 256,
+    set_size: int = 128,
     layer: nn.Module | str | None = None,
     num_classes: int | None = None,
     seed: int = 0,

@@ -105,7 +105,7 @@ def fit_selector(
     *,
     epochs: int = 200,
     lr: float = 0.01,
-    set_size: int = 256,
+    set_size: int = 128,
     seed: int = 0,
 ) -> nn.Module:
     """Fits a selector so that the mean score of a group's members regresses the group's label.
@@ -176,7 +176,7 @@ def fit_selector(
 
 @torch.no_grad()
 def selector_scores(
-    model: nn.Module, values: Tensor, groups: Tensor, *, set_size: int = 256, seed: int = 0
+    model: nn.Module, values: Tensor, groups: Tensor, *, set_size: int = 128, seed: int = 0
 ) -> Tensor:
     """Every sample's score, read within random sets of at most ``set_size`` of its group.
 
