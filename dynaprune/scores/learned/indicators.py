@@ -219,8 +219,9 @@ def training_indicators(
     raw = result.scores
     scalars, labels, feats = raw[:, :5].clone(), raw[:, 5].long(), raw[:, 6:]
     never = scalars[:, 2].isinf()  # never classified correctly: most forgotten, plus one
-    finite_max = scalars[:, 2][~never].max() if bool((~never).any()) else torch.tensor(0.0)
-    scalars[:, 2] = torch.where(never, finite_max + 1, scalars[:, 2])
+    learned = scalars[:, 2][~never]
+    most = learned.max() + 1 if learned.numel() else scalars.new_tensor(1.0)
+    scalars[:, 2] = torch.where(never, most, scalars[:, 2])
     for j, name in enumerate(SCALARS):
         bad = int((~scalars[:, j].isfinite()).sum())
         if bad:
