@@ -238,3 +238,17 @@ def test_learned_scores_errors_name_the_argument(data: list, kwargs: dict, match
 def test_learned_scores_cover_a_whole_group_held_out_with_an_error(data: list) -> None:
     with pytest.raises(ValueError, match="has no samples outside the held-out split"):
         learned_scores(mlp, data, **small(holdout=torch.arange(90)))  # type: ignore[arg-type]
+
+
+def test_a_cluster_proportional_pool_is_a_dynamic_policys_candidate_set() -> None:
+    """The documented prior: a dynamic policy over the learned pool (a sampler on its length)."""
+    from conftest import run_epoch
+
+    from dynaprune import DynamicPruningSampler
+
+    scores = torch.rand(40, generator=torch.Generator().manual_seed(2))
+    pool = cluster_top_k(scores, torch.arange(40) % 4, 20)
+    sampler = DynamicPruningSampler(len(pool), keep_ratio=0.5, policy="ucb", seed=0)
+    for epoch in range(2):
+        kept = pool[torch.tensor(run_epoch(sampler, epoch))]
+        assert kept.numel() == 10 and set(kept.tolist()) <= set(pool.tolist())
