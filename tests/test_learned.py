@@ -3,6 +3,8 @@ selection and the end-to-end function, each on tiny tensors."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -90,10 +92,10 @@ def test_pca_orders_axes_by_variance() -> None:
     ],
 )
 def test_indicators_that_cannot_be_computed_say_why(
-    data: list, kwargs: dict, model: object, match: str
+    data: list, kwargs: dict, model: Any, match: str
 ) -> None:
     with pytest.raises(ValueError, match=match):
-        training_indicators(model, data, epochs=kwargs.pop("epochs", 1), **kwargs)  # type: ignore[arg-type]
+        training_indicators(model, data, **{"epochs": 1, **kwargs})
 
 
 def test_indicators_refuse_a_model_without_class_logits(data: list) -> None:
@@ -212,12 +214,12 @@ def small(**kwargs: object) -> dict:
 
 @pytest.mark.parametrize("selector", ["attention", "linear"])
 def test_learned_scores_rank_every_sample(data: list, selector: str) -> None:
-    out = learned_scores(mlp, data, selector=selector, **small())  # type: ignore[arg-type]
+    out = learned_scores(mlp, data, selector=selector, **small())
     assert out.scores.shape == out.raw.shape == out.clusters.shape == (90,)
     assert out.group_labels.shape == (3,) and bool((out.group_labels <= 1).all())
     assert bool(out.scores.isfinite().all()) and 0 < float(out.scores.min()) < 1
     assert out.seconds >= out.indicators.seconds > 0
-    again = learned_scores(mlp, data, selector=selector, **small())  # type: ignore[arg-type]
+    again = learned_scores(mlp, data, selector=selector, **small())
     torch.testing.assert_close(out.scores, again.scores)
 
 
@@ -232,12 +234,12 @@ def test_learned_scores_rank_every_sample(data: list, selector: str) -> None:
 )
 def test_learned_scores_errors_name_the_argument(data: list, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        learned_scores(mlp, data, **small(**kwargs))  # type: ignore[arg-type]
+        learned_scores(mlp, data, **small(**kwargs))
 
 
 def test_learned_scores_cover_a_whole_group_held_out_with_an_error(data: list) -> None:
     with pytest.raises(ValueError, match="has no samples outside the held-out split"):
-        learned_scores(mlp, data, **small(holdout=torch.arange(90)))  # type: ignore[arg-type]
+        learned_scores(mlp, data, **small(holdout=torch.arange(90)))
 
 
 def test_a_cluster_proportional_pool_is_a_dynamic_policys_candidate_set() -> None:

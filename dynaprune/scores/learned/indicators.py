@@ -106,15 +106,18 @@ def pca(x: Tensor, dims: int) -> Tensor:
     _, vectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
     axes = vectors.flip(1)[:, :dims]
     sign = torch.sign(axes.gather(0, axes.abs().argmax(0, keepdim=True)))
-    return (centred @ (axes * sign)).float()
+    out: Tensor = (centred @ (axes * sign)).float()
+    return out
 
 
 @torch.no_grad()
 def _margin_batch(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    probs = model(x).float().softmax(1)
+    logits: Tensor = model(x)
+    probs = logits.float().softmax(1)
     true = probs.gather(1, y.view(-1, 1)).squeeze(1)
     other = probs.scatter(1, y.view(-1, 1), -1.0).amax(1)
-    return true - other
+    margin: Tensor = true - other
+    return margin
 
 
 def _labels_batch(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -264,7 +267,8 @@ def _penultimate(model: nn.Module, layer: nn.Module | str | None) -> nn.Module |
         if layer not in modules:
             valid = sorted(name for name in modules if name)[:20]
             raise ValueError(f"layer {layer!r} is not a module of the model; valid: {valid}")
-        return modules[layer]
+        found: nn.Module = modules[layer]
+        return found
     if layer is None and not any(isinstance(m, nn.Linear) for m in model.modules()):
         raise ValueError(
             f"the embedding indicator needs penultimate features, but {type(model).__name__} "
