@@ -254,3 +254,15 @@ def test_a_cluster_proportional_pool_is_a_dynamic_policys_candidate_set() -> Non
     for epoch in range(2):
         kept = pool[torch.tensor(run_epoch(sampler, epoch))]
         assert kept.numel() == 10 and set(kept.tolist()) <= set(pool.tolist())
+
+
+def test_the_benchmarks_holdout_is_a_clean_tenth_whatever_the_noise_seed() -> None:
+    from benchmarks.grid.data import add_label_noise
+    from benchmarks.grid.learned_scores import clean_holdout
+
+    y = torch.arange(1000) % 10
+    flipped = add_label_noise(y, 10, 0.2, 0) != y
+    for seed in (0, 1000):
+        held = clean_holdout(1000, flipped, seed)
+        assert 70 <= held.numel() <= 100 and not bool(flipped[held].any())
+    assert clean_holdout(1000, None, 0).numel() == 100

@@ -28,9 +28,28 @@ from torch import Tensor
 if TYPE_CHECKING:  # the scorer imports this module for its recipes
     from benchmarks.grid.static_scores import StaticScorer
 
-__all__ = ["HOLDOUT_FRACTION", "learned_attention", "learned_linear", "learned_recipe"]
+__all__ = [
+    "HOLDOUT_FRACTION",
+    "clean_holdout",
+    "learned_attention",
+    "learned_linear",
+    "learned_recipe",
+]
 
 HOLDOUT_FRACTION = 0.1  # share of the training set drawn for the held-out split
+# Added to the scoring seed for the split: the label noise flips the first samples of
+# randperm(N) seeded with data.label_noise_seed (0 by default), as the split would draw them with
+# scoring seed 0, so without it every held-out sample would be a flipped one.
+_SPLIT_SALT = 7919
+
+
+def clean_holdout(num_train: int, flipped: Tensor | None, seed: int) -> Tensor:
+    """A random ``HOLDOUT_FRACTION`` of the training set, less the samples whose labels the
+    config's noise flipped (``flipped``, a bool mask, or ``None`` without noise)."""
+    from dynaprune.scores.learned import split_holdout
+
+    held = split_holdout(num_train, HOLDOUT_FRACTION, seed=seed + _SPLIT_SALT)
+    return held if flipped is None else held[~flipped[held]]
 
 
 def learned_recipe(
@@ -38,7 +57,6 @@ def learned_recipe(
 ) -> Tensor:
     """The scores of ``static-learned`` (``selector="attention"``) or its linear baseline."""
     from dynaprune.learned import learned_scores
-    from dynaprune.scores.learned import split_holdout
 
     data, seed, epochs = scorer.data, common["seed"], scorer.cfg["static"]["epochs"]
     if epochs < 1:
@@ -46,15 +64,12 @@ def learned_recipe(
             f"static-learned needs an indicators' training run: static.epochs must be >= 1, "
             f"got {epochs}"
         )
-    held = split_holdout(data.num_train, HOLDOUT_FRACTION, seed=seed)
-    flipped = getattr(data, "flipped", None)
-    if flipped is not None:
-        held = held[~flipped[held]]
+    held = clean_holdout(data.num_train, getattr(data, "flipped", None), seed)
     result = learned_scores(
         scorer._model,
         scorer._eval_loader(),
         selector=selector,
-        holdout=held,
+        holdout=held,  # the training labels are the clean ones there
         epochs=epochs,
         num_classes=data.num_classes,
         train_loader=train,
