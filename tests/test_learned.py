@@ -98,6 +98,11 @@ def test_indicators_that_cannot_be_computed_say_why(
         training_indicators(model, data, **{"epochs": 1, **kwargs})
 
 
+def test_indicators_refuse_a_training_run_that_misses_samples(data: list) -> None:
+    with pytest.raises(ValueError, match="30 of 90 were never presented in the training run"):
+        training_indicators(mlp, data, epochs=1, train_loader=data[:2], num_samples=90)
+
+
 def test_indicators_refuse_a_model_without_class_logits(data: list) -> None:
     def flat() -> nn.Module:
         return nn.Sequential(nn.Linear(5, 3), nn.Flatten(0))

@@ -162,8 +162,8 @@ def training_indicators(
 
     Raises:
         ValueError: for arguments out of range; when the model has no penultimate layer to read
-            (no ``nn.Linear`` and no ``layer``); when an indicator is not finite; for labels out
-            of ``[0, num_classes)``.
+            (no ``nn.Linear`` and no ``layer``); when the training run missed samples; when an
+            indicator is not finite; for labels out of ``[0, num_classes)``.
 
     Example:
         >>> data = [(torch.randn(32, 3), torch.arange(32) % 2)]
@@ -200,6 +200,12 @@ def training_indicators(
 
     def score(model: nn.Module, run: int) -> Tensor:
         stats = trackers[-1]
+        missed = int((stats.count == 0).sum())
+        if missed:
+            raise ValueError(
+                f"the loss indicators need every sample trained on: {missed} of {n} were never "
+                "presented in the training run (drop_last, or a sampler over part of the data?)"
+            )
         el2n = score_pass(model, loader, _el2n_batch, n)
         margin = score_pass(model, loader, _margin_batch, n)
         labels = score_pass(model, loader, _labels_batch, n)
