@@ -133,6 +133,8 @@ REGISTRY: dict[str, Entry] = {
     "static-herding": Entry("static", ("navy", "-."), recipe="herding"),
     "static-kcenter": Entry("static", ("teal", "-."), recipe="kcenter"),
     "static-curvature": Entry("static", ("crimson", "-."), recipe="curvature"),
+    "static-learned": Entry("static", ("darkviolet", "-."), recipe="learned"),
+    "static-learned-linear": Entry("static", ("orchid", "-."), recipe="learned-linear"),
     "rho": Entry("reducible", ("olive", "-"), irreducible="twofold"),
     "rho-holdout": Entry("reducible", ("darkkhaki", "-"), irreducible="holdout"),
     # in-batch methods dotted

@@ -23,6 +23,9 @@ The recipes (the ``static`` config section; defaults in :data:`benchmarks.grid.c
   same greedy order).
 * ``static-curvature`` (Garg and Roy, CVPR 2023): minus the input-space loss curvature after
   ``static.epochs`` epochs, over ``static.curvature_directions`` Rademacher directions.
+* ``static-learned`` / ``static-learned-linear`` (InstructionGPT-4's selector, Wei et al. 2023):
+  a selector learned over indicators from a ``static.epochs``-epoch proxy run
+  (:mod:`benchmarks.grid.learned_scores`).
 
 Scoring trains with the run's optimizer settings (SGD or AdamW, learning rate, momentum, weight
 decay) and the learning-rate schedule of ``full`` (warm-up, then cosine over ``train.epochs``),
@@ -46,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.grid.data import DataBundle
+from benchmarks.grid.learned_scores import learned_attention, learned_linear
 from benchmarks.grid.loaders import DeviceLoader, normalize
 from benchmarks.grid.methods import REGISTRY, STATIC_METHODS
 from benchmarks.grid.models import build_model
@@ -317,4 +321,6 @@ _RECIPES: dict[str, Callable[[StaticScorer, _IndexedLoader, dict[str, Any]], Ten
     "curvature": StaticScorer._curvature,
     "herding": StaticScorer._herding,
     "kcenter": StaticScorer._kcenter,
+    "learned": learned_attention,
+    "learned-linear": learned_linear,
 }

@@ -8,6 +8,8 @@ sample, higher = keep first, and the seconds it took); rank with :class:`dynapru
 * :mod:`~dynaprune.scores.forgetting` — forgetting events (``dynaprune.forgetting``).
 * :mod:`~dynaprune.scores.coreset` — herding and k-center greedy orders (``dynaprune.coreset``).
 * :mod:`~dynaprune.scores.irreducible` — irreducible losses for reducible-loss selection.
+* :mod:`~dynaprune.scores.learned` — a selector learned over several of these indicators
+  (InstructionGPT-4's; ``dynaprune.learned``).
 """
 
 from dynaprune.scores._training import ScoreResult, default_optimizer
