@@ -138,6 +138,12 @@ def test_drop_fills_the_budget_from_flagged_samples_when_it_must():
     flagged = GuardedUCBPolicy().guard(stats).flagged
     assert keep.numel() == 9000 and keep.unique().numel() == 9000
     assert int((~flagged).sum()) == int((~flagged[keep.long()]).sum())  # every unflagged kept
+    # a priority share larger than the unflagged samples: it takes flagged ones too
+    policy = GuardedUCBPolicy(flagged="drop", explore=0.1)
+    for k in (9500, 10000):
+        keep = policy.select(stats, k, gen()).indices
+        assert keep.numel() == k and keep.unique().numel() == k
+        assert int((~flagged[keep.long()]).sum()) == int((~flagged).sum())
 
 
 @pytest.mark.parametrize(

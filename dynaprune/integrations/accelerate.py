@@ -4,8 +4,8 @@ sharded once.
 ``accelerator.prepare(loader)`` shards a DataLoader across processes by wrapping its batch
 sampler in Accelerate's ``BatchSamplerShard`` (process ``r`` takes batches ``r, r + N, ...``).
 The sampler already gives each rank its own shard of the epoch (``subset[rank::world_size]``),
-so the wrapper would shard it a second time and each rank would train on a quarter of its
-share. :func:`prepare_loader` prepares the loader and makes the wrapper pass every batch
+so the wrapper would shard it a second time and each rank would train on 1/num_processes of
+its share. :func:`prepare_loader` prepares the loader and makes the wrapper pass every batch
 through, as ``transformers.Trainer`` does for its own rank-aware sampler (``num_processes=1,
 process_index=0`` on the wrapper, in ``Trainer._get_dataloader``; here also
 ``even_batches=False``, so that an epoch's last batch is not filled up with repeated samples)::

@@ -252,6 +252,13 @@ class PruningTrainer(Trainer):
         while epoch < epochs and done + self._epoch_steps(epoch, ga) <= step:
             done += self._epoch_steps(epoch, ga)
             epoch += 1
+        if self.args.ignore_data_skip and step > done:
+            # Trainer would replay the epoch from its start, but the restored sampler continues
+            # where the checkpoint stopped: the epoch would run short of its planned steps.
+            raise ValueError(
+                "ignore_data_skip=True cannot resume in the middle of an epoch: the sampler "
+                "resumes exactly where the checkpoint stopped; set ignore_data_skip=False"
+            )
         return epoch, 0 if self.args.ignore_data_skip else (step - done) * ga
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
@@ -311,6 +318,13 @@ class PruningTrainer(Trainer):
                 label_smoothing=self.args.label_smoothing_factor,
             )
             if self.sampler.policy.needs_correctness:
+                if labels.is_floating_point() or labels.shape != logits.shape[:-1]:
+                    raise ValueError(
+                        f"{self.sampler.policy!r} needs per-sample correctness, which "
+                        "PruningTrainer gives for single-label classification only; got labels "
+                        f"of shape {tuple(labels.shape)} ({labels.dtype}) for logits of shape "
+                        f"{tuple(logits.shape)}"
+                    )
                 correct = logits.argmax(-1) == labels
         if indices is not None:
             indices = torch.as_tensor(indices).reshape(-1)
