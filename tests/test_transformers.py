@@ -378,3 +378,22 @@ def test_two_gloo_processes_record_every_loss_under_its_index(tmp_path):
     assert torch.equal(stats["count"], reference.stats.count)
     assert torch.equal(stats["seen"], reference.stats.seen)
     assert torch.allclose(stats["mean"], expected, atol=1e-5)
+
+
+def test_ignore_data_skip_cannot_resume_in_the_middle_of_an_epoch(tmp_path):
+    _run(tmp_path)
+    middle = str(tmp_path / "out" / "checkpoint-4")  # mid pruned epoch
+    with pytest.raises(ValueError, match="ignore_data_skip=True cannot resume in the middle"):
+        _run(tmp_path, resume=middle, ignore_data_skip=True)
+    resumed, trainer = _run(tmp_path, resume=str(tmp_path / "out" / "checkpoint-3"),
+                            ignore_data_skip=True)  # fmt: skip
+    assert trainer.state.global_step == 7  # at an epoch's end there is nothing to skip
+
+
+def test_correctness_needs_single_label_classification_labels(tmp_path):
+    data = TokenData(8)
+    data.y = torch.nn.functional.one_hot(data.y, 2).float()  # multi-label targets
+    onion = DynamicPruningSampler(8, 0.5, "onion", warmup_epochs=0)
+    trainer = make_trainer(tmp_path, data, onion, sample_loss="sequence")
+    with pytest.raises(ValueError, match=r"single-label classification only; got labels of shape"):
+        trainer.train()
