@@ -385,8 +385,8 @@ def test_ignore_data_skip_cannot_resume_in_the_middle_of_an_epoch(tmp_path):
     middle = str(tmp_path / "out" / "checkpoint-4")  # mid pruned epoch
     with pytest.raises(ValueError, match="ignore_data_skip=True cannot resume in the middle"):
         _run(tmp_path, resume=middle, ignore_data_skip=True)
-    resumed, trainer = _run(tmp_path, resume=str(tmp_path / "out" / "checkpoint-3"),
-                            ignore_data_skip=True)  # fmt: skip
+    end_of_epoch = str(tmp_path / "out" / "checkpoint-3")
+    _, trainer = _run(tmp_path, resume=end_of_epoch, ignore_data_skip=True)
     assert trainer.state.global_step == 7  # at an epoch's end there is nothing to skip
 
 
