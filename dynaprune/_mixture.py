@@ -7,7 +7,7 @@ bimodal, the flipped labels forming the high mode. This module does the same on 
 device, without scikit-learn, for the noise guard of :class:`~dynaprune.GuardedUCBPolicy`:
 
 * :func:`fit_two_gaussians` runs expectation-maximisation in float64 on a strided sample of at
-  most ``2**16`` losses (deterministic, no generator; a few milliseconds at any ``N``).
+  most about ``2**14`` losses (deterministic, no generator; a few milliseconds at any ``N``).
 * :func:`flag_threshold` turns a fit into one loss threshold: the smallest loss above the low
   mean at which the high component's posterior reaches 1/2, so that flagging is a single
   comparison per sample, O(N), and monotone in the loss.
@@ -27,7 +27,7 @@ from torch import Tensor
 
 __all__ = ["Mixture", "ashman_d", "fit_two_gaussians", "flag_threshold"]
 
-_SAMPLE = 1 << 16
+_SAMPLE = 1 << 14
 _VAR_FLOOR = 1e-6  # relative to the sample's variance: keeps a component from collapsing
 
 

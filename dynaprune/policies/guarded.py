@@ -189,11 +189,16 @@ class GuardedUCBPolicy(UCBPolicy):
         num_greedy = num_keep - round(self.explore * num_keep)
         unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())
-        score = self.score(stats)
-        score.masked_fill_(score.isnan(), math.inf)  # an overflowed variance: rank it first
-        score.masked_fill_(flagged, -math.inf)  # flagged samples are never seen, so not unseen
-        greedy = _greedy(score, num_greedy, generator, unseen, num_unseen)
-        del score
+        num_clean = n - num_flagged  # flagged samples all have a loss: none is unseen
+        if num_greedy >= num_clean:  # priority for every unflagged sample, the rest at random
+            greedy = ~flagged
+            greedy |= random_subset(flagged, num_flagged, num_greedy - num_clean, generator)
+        else:
+            score = self.score(stats)
+            score.masked_fill_(score.isnan(), math.inf)  # an overflowed variance: rank it first
+            score.masked_fill_(flagged, -math.inf)
+            greedy = _greedy(score, num_greedy, generator, unseen, num_unseen)
+            del score
         pool = ~greedy
         num_rest = num_keep - num_greedy
         if self.flagged == "drop":
