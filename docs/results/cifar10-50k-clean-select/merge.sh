@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 D=docs/results/cifar10-50k-clean-select
-copy() {  # copy SRC DEST
+copy() {  # copy SRC DEST [raw]: raw keeps the runs without rebuilding the report
   rm -rf "$2"; mkdir -p "$2"
   cp "$1"/{config.yaml,environment.json,versions.txt,runs.csv,curves.csv} "$2/"
-  [ -f "$1/flags.csv" ] && cp "$1/flags.csv" "$2/"
-  python benchmarks/run.py --report-only --out "$2" > /dev/null
+  if [ -f "$1/flags.csv" ]; then cp "$1/flags.csv" "$2/"; fi
+  if [ "${3:-}" != raw ]; then python benchmarks/run.py --report-only --out "$2" > /dev/null; fi
 }
 copy results/g26-clean-k05 $D/clean
 copy results/g26-sym20-k05 $D/sym20
@@ -18,7 +18,7 @@ for lr in 0.05 0.2 0.4; do copy results/lr-clean-$lr $D/lr-sweep/clean-$lr; done
 copy results/lr-sym20-0.2 $D/lr-sweep/sym20-0.2
 for lr in 0.1 0.2; do copy results/lr-asym40-$lr $D/lr-sweep/asym40-$lr; done
 for p in pilot-clean pilot-sym20 pilotB-clean pilotB-sym20 pilotB-sym20-drop pilotC-clean; do
-  copy results/$p $D/screen/$p
+  copy results/$p $D/screen/$p raw  # method names of the code at the time (screen/README.md)
 done
 for kind in clean sym20; do
   src=docs/results/cifar10-50k; [ $kind = sym20 ] && src=docs/results/cifar10-50k-noise
