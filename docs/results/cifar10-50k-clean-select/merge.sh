@@ -14,6 +14,8 @@ copy() {  # copy SRC DEST [raw]: raw keeps the runs without rebuilding the repor
 copy results/g26-clean-k05 $D/clean
 copy results/g26-sym20-k05 $D/sym20
 copy results/g26-asym40-k05 $D/asym40
+copy results/g26-clean-k03 $D/clean-k03
+copy results/g26-sym20-k03 $D/sym20-k03
 for lr in 0.05 0.2 0.4; do copy results/lr-clean-$lr $D/lr-sweep/clean-$lr; done
 copy results/lr-sym20-0.2 $D/lr-sweep/sym20-0.2
 for lr in 0.1 0.2; do copy results/lr-asym40-$lr $D/lr-sweep/asym40-$lr; done
