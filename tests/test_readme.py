@@ -1,4 +1,5 @@
-"""Every ```python block of README.md runs as written, on tiny stand-ins for the user's objects.
+"""Every ```python block of README.md and docs/inbatch.md runs as written, on tiny stand-ins for
+the user's objects.
 
 Each block runs in a fresh namespace holding what a reader's script has before it: ``torch``, a
 ``model`` and its optimizer ``opt``, a ``train_set``, ``epochs``, and the quickstart's names
@@ -29,8 +30,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dynaprune import DynamicPruningSampler
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+ROOT = Path(__file__).resolve().parents[1]
+# the README and the in-batch page it sends users to
+PAGES = (ROOT / "README.md", ROOT / "docs" / "inbatch.md")
+BLOCKS = [
+    block
+    for page in PAGES
+    for block in re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+]
 N, FEATURES, CLASSES, EPOCHS = 64, 8, 3, 2
 
 
