@@ -62,7 +62,7 @@ def trace(argv: list[str], settings: dict[str, Any]) -> str:
     from benchmarks.grid.data import load_data
     from benchmarks.grid.loaders import normalize
     from benchmarks.grid.runs import RunSpec
-    from benchmarks.grid.train import evaluate, prepare_run
+    from benchmarks.grid.train import RunClock, prepare_run, train_plain
 
     cfg = build_config(parse_args([*argv, "--out", "unused"]))
     torch.set_num_threads(cfg["train"]["threads"] or 1)
@@ -70,19 +70,10 @@ def trace(argv: list[str], settings: dict[str, Any]) -> str:
     policy = TracedGuard(num_classes=data.num_classes, **settings)
     spec = RunSpec("guarded_ucb", cfg["pruning"]["keep_ratios"][0], 0, cfg["train"]["epochs"])
     run = prepare_run(spec, cfg, data, torch.device("cpu"), policy_object=policy)
-    run.model.train()
-    for epoch in range(spec.epochs):
-        run.sampler.set_epoch(epoch)
-        for x, y in run.loader:
-            if run.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = run.sampler.update(run.loss_fn(run.model(x), y))
-            run.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            run.optimizer.step()
-            run.scheduler.step()
-    test_x = normalize(data.test_x, data.mean, data.std)
-    acc = evaluate(run, test_x, data.test_y, cfg["train"]["eval_batch_size"])
+    test = (normalize(data.test_x, data.mean, data.std), data.test_y)
+    clock = RunClock(run, test, cfg["train"]["eval_batch_size"], eval_every=spec.epochs)
+    train_plain(run, clock)  # the benchmark's plain loop
+    acc = clock.curve[-1].test_acc
     lines = [
         f"{policy!r}; chance-level loss {math.log(data.num_classes):.3f}; "
         f"test accuracy {acc:.2f} %",
