@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
         sys.path.append(_ROOT)
 
 import torch
+from torch import Tensor
 
 from dynaprune import GuardedUCBPolicy, LossStatistics, Selection
 
@@ -36,10 +37,12 @@ class TracedGuard(GuardedUCBPolicy):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reports: list[tuple[float, Any]] = []
+        self.losses: list[Tensor] = []  # the moving-average losses at each selection (nan unseen)
 
     def select(self, stats: LossStatistics, num_keep: int, generator: torch.Generator) -> Selection:
-        seen = float((stats.count > 0).float().mean())
-        self.reports.append((seen, self.guard(stats)))
+        seen = stats.count > 0
+        self.reports.append((float(seen.float().mean()), self.guard(stats)))
+        self.losses.append(torch.where(seen, stats.mean, torch.nan).cpu())
         return super().select(stats, num_keep, generator)
 
     def __repr__(self) -> str:
@@ -56,8 +59,10 @@ def _value(text: str) -> Any:
     return text
 
 
-def trace(argv: list[str], settings: dict[str, Any]) -> str:
-    """Train the run and return the table of the guard's decisions."""
+def trace(argv: list[str], settings: dict[str, Any], dump: str | None = None) -> str:
+    """Train the run and return the table of the guard's decisions; with ``dump``, also save
+    the moving-average losses at every selection and the flipped-label mask there (``torch.save``
+    of a dict), for fitting the guard offline."""
     from benchmarks.grid.cli import build_config, parse_args
     from benchmarks.grid.data import load_data
     from benchmarks.grid.loaders import normalize
@@ -83,6 +88,8 @@ def trace(argv: list[str], settings: dict[str, Any]) -> str:
         "|---:" * 10 + "|",
     ]
     flipped = data.flipped
+    if dump is not None:
+        torch.save({"losses": policy.losses, "flipped": flipped, "accuracy": acc}, dump)
     # the sampler selects in set_epoch for pruned epochs only; reports are in that order
     pruned = [e for e in range(spec.epochs) if run.sampler.is_pruned(e)]
     for epoch, (seen, report) in zip(pruned, policy.reports, strict=False):
@@ -109,9 +116,10 @@ def main() -> None:
     parser.add_argument(
         "--guard", action="append", default=[], help="a setting, e.g. flagged=explore"
     )
+    parser.add_argument("--dump", help="save the per-selection moving-average losses here")
     args, rest = parser.parse_known_args()
     settings = {k: _value(v) for k, v in (item.split("=", 1) for item in args.guard)}
-    print(trace(rest, settings))
+    print(trace(rest, settings, args.dump))
 
 
 if __name__ == "__main__":
