@@ -51,13 +51,20 @@ def _strided(values: Tensor, mask: Tensor | None, limit: int) -> Tensor:
 
 
 def fit_two_gaussians(
-    values: Tensor, mask: Tensor | None = None, *, iterations: int = 50, limit: int = _SAMPLE
+    values: Tensor,
+    mask: Tensor | None = None,
+    *,
+    iterations: int = 50,
+    limit: int = _SAMPLE,
+    tail: float | None = None,
 ) -> Mixture | None:
     """Fit two Gaussians to ``values`` (where ``mask``) by expectation-maximisation.
 
     Starts from the 30 % and 90 % quantiles with half the sample's standard deviation each and
-    equal weights. Returns ``None`` when fewer than 16 finite values are sampled or they are all
-    equal: nothing to split.
+    equal weights. With ``tail`` (a quantile in ``(0, 1)``), values above that quantile of the
+    sample are set to it first (winsorised), so that a thin tail of extreme values cannot take
+    a component of its own. Returns ``None`` when fewer than 16 finite values are sampled or
+    they are all equal: nothing to split.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -70,6 +77,8 @@ def fit_two_gaussians(
     x = x[torch.isfinite(x)]
     if x.numel() < 16:
         return None
+    if tail is not None:
+        x = x.clamp(max=float(torch.quantile(x, tail)))
     var = float(x.var())
     if not var > 0:
         return None

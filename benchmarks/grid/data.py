@@ -10,6 +10,7 @@ from an ImageFolder tree given as ``data.root``; ``imagefolder`` reads any
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,7 +239,7 @@ def _image_folder_cached(root: Path, cache: Path, image_size: int | None) -> _Sp
             "classes": classes,
         }
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # runs started together each write their own
         torch.save(blob, tmp)
         tmp.replace(path)  # atomic, so a killed run never leaves a truncated cache
     return blob["train_x"], blob["train_y"], blob["test_x"], blob["test_y"], len(blob["classes"])

@@ -71,6 +71,21 @@ def _guarded_explore(cfg: dict[str, Any], num_classes: int | None) -> Any:
     return GuardedUCBPolicy(num_classes=num_classes, flagged="explore")
 
 
+def _guarded_robust(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    """``guarded_ucb`` fitted on losses winsorised at their 98th percentile, flagged samples
+    left to the exploration draw: the two failures of ``guarded_ucb`` addressed."""
+    from dynaprune import GuardedUCBPolicy
+
+    return GuardedUCBPolicy(num_classes=num_classes, flagged="explore", tail=0.98)
+
+
+def _guarded_robust_drop(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    """``guarded_ucb`` fitted on losses winsorised at their 98th percentile."""
+    from dynaprune import GuardedUCBPolicy
+
+    return GuardedUCBPolicy(num_classes=num_classes, tail=0.98)
+
+
 def _guarded_split(cfg: dict[str, Any], num_classes: int | None) -> Any:
     """``guarded_ucb`` without the chance level: every fit split, as DivideMix splits it."""
     from dynaprune import GuardedUCBPolicy
@@ -119,6 +134,8 @@ REGISTRY: dict[str, Entry] = {
     "guarded_ucb": Entry("policy", ("forestgreen", "-"), policy=_guarded),
     "guarded_ucb-split": Entry("policy", ("darkseagreen", "-"), policy=_guarded_split),
     "guarded_ucb-explore": Entry("policy", ("limegreen", "-"), policy=_guarded_explore),
+    "guarded_ucb-robust": Entry("policy", ("darkgreen", "-"), policy=_guarded_robust),
+    "guarded_ucb-robust-drop": Entry("policy", ("olive", "-"), policy=_guarded_robust_drop),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end

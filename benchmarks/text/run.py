@@ -47,7 +47,14 @@ from benchmarks.grid.train import (
     RunResult,
     _cpu_stall_microseconds,
 )
-from benchmarks.text.sst2 import ModelConfig, TextSet, accuracy, build_model, load_sst2
+from benchmarks.text.sst2 import (
+    ModelConfig,
+    TextSet,
+    accuracy,
+    build_model,
+    collate,
+    load_sst2,
+)
 from dynaprune import DynamicPruningSampler
 
 __all__ = ["METHODS", "build_grid", "main", "parse_args"]
@@ -138,7 +145,12 @@ def train_run(spec: RunSpec, train: TextSet, dev: TextSet, args: argparse.Namesp
         disable_tqdm=True,
     )
     trainer = PruningTrainer(
-        model=model, args=trainer_args, train_dataset=train, sampler=sampler, callbacks=[clock]
+        model=model,
+        args=trainer_args,
+        train_dataset=train,
+        data_collator=collate,
+        sampler=sampler,
+        callbacks=[clock],
     )
     start = time.perf_counter()
     trainer.train()

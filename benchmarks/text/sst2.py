@@ -20,6 +20,7 @@ __all__ = [
     "TextSet",
     "accuracy",
     "build_model",
+    "collate",
     "load_split",
     "load_sst2",
     "train_tokenizer",
@@ -38,6 +39,18 @@ def load_split(root: Path, split: str) -> tuple[list[str], list[int]]:
             labels.append(int(label))
             texts.append(text)
     return texts, labels
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Trainer's default collation, cut to the batch's longest phrase (dynamic padding, as
+    ``DataCollatorWithPadding`` does): most SST-2 phrases are a few tokens long."""
+    from transformers import default_data_collator
+
+    batch = default_data_collator(items)
+    length = int(batch["attention_mask"].sum(1).max())
+    batch["input_ids"] = batch["input_ids"][:, :length]
+    batch["attention_mask"] = batch["attention_mask"][:, :length]
+    return batch
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
@@ -135,8 +148,10 @@ def accuracy(model: Any, data: TextSet, batch_size: int = 256) -> float:
     device = next(model.parameters()).device
     correct = 0
     for start in range(0, len(data), batch_size):
-        ids = data.input_ids[start : start + batch_size].to(device)
-        mask = data.attention_mask[start : start + batch_size].to(device)
+        mask = data.attention_mask[start : start + batch_size]
+        length = int(mask.sum(1).max())
+        ids = data.input_ids[start : start + batch_size, :length].to(device)
+        mask = mask[:, :length].to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         correct += int((logits.argmax(-1).cpu() == data.labels[start : start + batch_size]).sum())
     return 100.0 * correct / len(data)

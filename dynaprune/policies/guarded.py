@@ -72,6 +72,14 @@ def _check_classes(name: str, value: int | None) -> int | None:
     return value
 
 
+def _check_tail(name: str, value: float | None) -> float | None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0
+    ):
+        raise ValueError(f"{name} must be None or a quantile in (0, 1), got {value!r}")
+    return value
+
+
 def _check_min_seen(name: str, value: float) -> float:
     value = _check_fraction(name, value)
     if value == 0.0:
@@ -120,6 +128,10 @@ class GuardedUCBPolicy(UCBPolicy):
             the exploration rate, below the uniform rate).
         min_seen: share of the data set that must have a recorded loss before the guard acts,
             in ``(0, 1]``: the first losses of a run say little about noise.
+        tail: ``None`` (default) or a quantile in ``(0, 1)``: the losses above it are
+            winsorised before the fit, so that a thin tail of extreme losses cannot take the
+            high component (at a high learning rate it takes it from the flipped labels,
+            ``docs/clean-selection.md``). Flagging still compares the raw losses.
 
     Example:
         >>> stats = LossStatistics(1000)
@@ -148,12 +160,14 @@ class GuardedUCBPolicy(UCBPolicy):
         separation: float = 0.0,
         flagged: str = "drop",
         min_seen: float = 0.75,
+        tail: float | None = None,
     ) -> None:
         super().__init__(c, explore=explore)
         self.num_classes = _check_classes("num_classes", num_classes)
         self.separation = _check_nonnegative("separation", separation)
         self.flagged = check_choice("flagged", flagged, _FLAGGED)
         self.min_seen = _check_min_seen("min_seen", min_seen)
+        self.tail = _check_tail("tail", tail)
 
     def check_attributes(self) -> None:
         super().check_attributes()
@@ -162,6 +176,7 @@ class GuardedUCBPolicy(UCBPolicy):
         _check_nonnegative(f"{name}.separation", self.separation)
         check_choice(f"{name}.flagged", self.flagged, _FLAGGED)
         _check_min_seen(f"{name}.min_seen", self.min_seen)
+        _check_tail(f"{name}.tail", self.tail)
 
     def guard(self, stats: LossStatistics) -> GuardReport:
         """The guard's view of ``stats``: which samples it flags and why (reads device values;
@@ -170,7 +185,7 @@ class GuardedUCBPolicy(UCBPolicy):
         none = torch.zeros_like(seen)
         if int(seen.count_nonzero()) < self.min_seen * stats.num_samples:
             return GuardReport(none, None, math.nan, math.inf)
-        mixture = fit_two_gaussians(stats.mean, seen)
+        mixture = fit_two_gaussians(stats.mean, seen, tail=self.tail)
         if mixture is None:
             return GuardReport(none, None, math.nan, math.inf)
         d = ashman_d(mixture)
