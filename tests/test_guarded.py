@@ -63,6 +63,29 @@ def test_nothing_to_fit(values):
     assert fit_two_gaussians(values) is None
 
 
+def test_a_winsorised_fit_is_not_taken_by_a_thin_tail():
+    """The shape recorded under 20 % noise at a high learning rate: flipped labels a narrow
+    mode (2.7) close to the clean losses (1.8), and a 2 % tail of extreme losses (mean 6). EM on
+    the raw losses gives the tail a component of its own; winsorised at the 98th percentile,
+    the fit finds the flipped labels' mode."""
+    g = gen(1)
+    x = torch.cat(
+        [
+            1.8 + 0.5 * torch.randn(7800, generator=g),
+            2.7 + 0.3 * torch.randn(2000, generator=g),
+            6.0 + 2.0 * torch.randn(200, generator=g),
+        ]
+    ).clamp_min(0.05)
+    raw = fit_two_gaussians(x)
+    assert raw.weight < 0.03 and raw.mean_hi > 6
+    robust = fit_two_gaussians(x, tail=0.98)
+    assert 0.2 < robust.weight < 0.4
+    assert robust.mean_hi == pytest.approx(2.6, abs=0.15)
+    flagged = GuardedUCBPolicy(tail=0.98).guard(stats_of(x)).flagged
+    assert float(flagged[7800:9800].float().mean()) > 0.85  # most of the mode
+    assert float(GuardedUCBPolicy().guard(stats_of(x)).flagged[7800:9800].float().mean()) < 0.05
+
+
 def test_separation_tells_bimodal_from_skewed():
     assert ashman_d(fit_two_gaussians(bimodal())) > 3
     assert ashman_d(fit_two_gaussians(skewed())) < 2.0
@@ -155,6 +178,8 @@ def test_drop_fills_the_budget_from_flagged_samples_when_it_must():
         ({"min_seen": 1.5}, "min_seen must be a number in"),
         ({"explore": 2.0}, "explore must be a number in"),
         ({"c": math.nan}, "c must be a finite number"),
+        ({"tail": 1.0}, r"tail must be None or a quantile in \(0, 1\), got 1.0"),
+        ({"tail": True}, r"tail must be None or a quantile in \(0, 1\), got True"),
     ],
 )
 def test_bad_arguments(kwargs, match):
