@@ -69,7 +69,7 @@ def make_model() -> nn.Module:
 
 if __name__ == "__main__":
     sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root
-    from benchmarks.grid.factories import run_own
+    from benchmarks.grid.cli import run_own
 
     run_own(
         make_model,

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.grid.cli import run_own
 from benchmarks.grid.config import DEFAULTS, apply_overrides, validate_config
-from benchmarks.grid.factories import factory_name, run_own
+from benchmarks.grid.factories import factory_name
 from benchmarks.run import main
 
 pytest.importorskip("matplotlib")

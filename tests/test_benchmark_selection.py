@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmarks.grid.config import apply_overrides, load_config, validate_config
-from benchmarks.grid.equal_time import equal_time_deltas, interpolate, load_timing, run_seconds
+from benchmarks.grid.full_curve import equal_time_deltas, interpolate, load_timing, run_seconds
 from benchmarks.grid.methods import method as parse
 from benchmarks.grid.runs import RunSpec, build_grid
 from benchmarks.grid.train import EpochRecord, RunResult

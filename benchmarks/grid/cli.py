@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     _ROOT = str(Path(__file__).resolve().parents[2])
@@ -33,8 +34,14 @@ from benchmarks.grid.config import (
     load_config,
     validate_config,
 )
+from benchmarks.grid.factory_names import factory_name
 
-__all__ = ["main", "parse_args"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from benchmarks.grid.factories import LossFn
+
+__all__ = ["main", "parse_args", "run_own"]
 
 
 def _csv(kind: type, flag: str) -> Any:
@@ -184,6 +191,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_own(
+    model_factory: str | Callable[[], nn.Module],
+    data_factory: str | Callable[[], tuple[Any, Any]],
+    out: str | Path,
+    *,
+    loss: str | LossFn | None = None,
+    config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> list[dict[str, Any]]:
+    """Run the grid on your own model and data from Python; returns the summary rows.
+
+    Args:
+        model_factory: a function returning a fresh ``nn.Module``, or its ``MODULE:FUNCTION``.
+        data_factory: a function returning ``(train_set, test_set)``, or its name.
+        out: the results folder.
+        loss: per-sample ``loss(logits, targets)``, or its name; default cross-entropy.
+        config: a preset for everything else (default: the built-in defaults).
+        overrides: dotted config keys, e.g. ``{"train.epochs": 10, "pruning.policies":
+            ["uniform", "ucb"]}``.
+        progress: show the live display and log lines.
+        overwrite: replace results already in ``out``.
+
+    Example:
+        >>> rows = run_own(make_model, make_data, "results/mine",
+        ...                overrides={"train.epochs": 10})  # doctest: +SKIP
+    """
+    from benchmarks.grid.bench import run_benchmark
+
+    base = load_config(config) if config is not None else {"name": "own", **DEFAULTS}
+    given = {
+        "model.factory": factory_name(model_factory),
+        "data.factory": factory_name(data_factory),
+        "train.loss": None if loss is None else factory_name(loss),
+        **(overrides or {}),
+    }
+    cfg = validate_config(apply_overrides(base, given))
+    return run_benchmark(cfg, Path(out), progress=progress, overwrite=overwrite)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 import yaml
 
+from benchmarks.grid.factory_names import resolve
+
 __all__ = [
     "AMP_MODES",
     "BASELINES",
@@ -288,8 +290,6 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _validate_factories(cfg: dict[str, Any]) -> bool:
     """Checks the user's factories (each must import); returns whether the data is the user's."""
-    from benchmarks.grid.factories import resolve
-
     for dotted in ("data.factory", "model.factory", "train.loss"):
         section, key = dotted.split(".")
         if cfg[section][key] is not None:

@@ -1,12 +1,10 @@
 """Equal wall-clock comparison: each method against all-data training at the method's own time.
 
-Methods with extra forward passes (in-batch selection) or a scoring run (static scores,
-irreducible losses) do not cost what their sample count says. The *full-data curve* is all-data
-training stopped at shares of the run's steps (``full-same-budget`` at every keep ratio and
-``benchmark.curve`` share, and ``full``), each with its own LR schedule: accuracy as a function
-of wall-clock. A method is compared with that curve, seed by seed, at its training plus scoring
-seconds; between two points the curve is linear, beyond its ends it is extended along its first
-or last segment (reported as such in ``equal_time.md``).
+Writes ``equal_time.csv``, ``equal_time.md`` and ``equal_time.png`` from a grid's results
+folder: per method and keep ratio, the final accuracy minus the full-data curve's at the same
+training plus scoring seconds, paired by seed, with the seeds beyond the curve's ends (where it
+is extended along its first or last segment) counted. The curve and the deltas are defined in
+:mod:`benchmarks.grid.full_curve`.
 
 The summary's ``delta_vs_curve`` uses each run's own seconds. Where the grid ran beside other
 processes, those seconds are skewed; then pass a timing folder, a short grid of the same config
@@ -21,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -32,79 +29,20 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     if _ROOT not in sys.path:
         sys.path.append(_ROOT)
 
+from benchmarks.grid.figures import plot_equal_time
+from benchmarks.grid.full_curve import (
+    CURVE,
+    Timing,
+    curve_points,
+    equal_time_deltas,
+    interpolate,
+    load_timing,
+)
+from benchmarks.grid.report import load_results
 from benchmarks.grid.train import RunResult
 
+# the full-data curve's names are re-exported: this module defined them first
 __all__ = ["Timing", "curve_points", "equal_time_deltas", "interpolate", "load_timing", "main"]
-
-CURVE = ("full", "full-same-budget")
-
-# (method, keep ratio) -> (seconds per optimizer step, scoring seconds)
-Timing = dict[tuple[str, float], tuple[float, float]]
-
-
-def load_timing(results: list[RunResult]) -> Timing:
-    """Seconds per step and scoring seconds of every method and keep ratio of a timing grid."""
-    groups: dict[tuple[str, float], list[RunResult]] = {}
-    for r in results:
-        groups.setdefault((r.spec.method, r.spec.keep_ratio), []).append(r)
-    return {
-        key: (
-            statistics.fmean(r.train_seconds / r.curve[-1].steps for r in runs),
-            statistics.fmean(r.scoring_seconds for r in runs),
-        )
-        for key, runs in groups.items()
-    }
-
-
-def run_seconds(result: RunResult, timing: Timing | None = None) -> float:
-    """Training plus scoring seconds of a run, measured or from ``timing``."""
-    if timing is None:
-        return result.train_seconds + result.scoring_seconds
-    method = "full" if result.spec.method in CURVE else result.spec.method
-    keep = 1.0 if method == "full" else result.spec.keep_ratio
-    if (method, keep) not in timing:
-        raise ValueError(f"the timing folder has no run of {method} at keep {keep:g}")
-    per_step, scoring = timing[(method, keep)]
-    return per_step * result.curve[-1].steps + scoring
-
-
-def curve_points(
-    results: list[RunResult], seed: int, timing: Timing | None = None
-) -> list[tuple[float, float]]:
-    """``(seconds, final accuracy)`` of the all-data runs of ``seed``, by time."""
-    return sorted(
-        (run_seconds(r, timing), r.curve[-1].test_acc)
-        for r in results
-        if r.spec.method in CURVE and r.spec.seed == seed
-    )
-
-
-def interpolate(points: list[tuple[float, float]], t: float) -> float:
-    """The piecewise-linear curve through ``points`` at ``t``, extended along its end segments."""
-    if len(points) < 2:
-        return math.nan
-    i = 1
-    while i < len(points) - 1 and points[i][0] < t:
-        i += 1
-    (t0, a0), (t1, a1) = points[i - 1], points[i]
-    return a0 if t1 == t0 else a0 + (a1 - a0) * (t - t0) / (t1 - t0)
-
-
-def equal_time_deltas(
-    results: list[RunResult], method: str, keep: float, timing: Timing | None = None
-) -> list[tuple[int, float, float, bool]]:
-    """Per seed: ``(seed, seconds, accuracy minus the curve's at those seconds, extrapolated)``."""
-    out = []
-    for r in results:
-        if r.spec.method != method or r.spec.keep_ratio != keep:
-            continue
-        points = curve_points(results, r.spec.seed, timing)
-        if len(points) < 2:
-            continue
-        t = run_seconds(r, timing)
-        outside = not points[0][0] <= t <= points[-1][0]
-        out.append((r.spec.seed, t, r.curve[-1].test_acc - interpolate(points, t), outside))
-    return sorted(out)
 
 
 def summary_rows(results: list[RunResult], timing: Timing | None = None) -> list[dict[str, Any]]:
@@ -171,9 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing", help="results folder of the same grid run alone")
     parser.add_argument("--out", help="where to write (default: --results)")
     args = parser.parse_args(argv)
-    from benchmarks.grid.figures import plot_equal_time
-    from benchmarks.grid.report import load_results
-
     results = load_results(Path(args.results))
     timing = None if args.timing is None else load_timing(load_results(Path(args.timing)))
     out = Path(args.out or args.results)

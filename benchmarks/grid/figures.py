@@ -8,9 +8,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks.grid.full_curve import CURVE, run_seconds
 from benchmarks.grid.methods import method as parse
 from benchmarks.grid.methods import rank, style
-from benchmarks.grid.report import _mean, _std, paired_deltas
+from benchmarks.grid.stats import mean_or_nan, paired_deltas, std_or_zero
 from benchmarks.grid.train import RunResult
 
 __all__ = ["plot", "plot_equal_time"]
@@ -151,7 +152,13 @@ def _plot_deltas(plt: Any, results: list[RunResult], path: Path) -> None:
             colour, _ = style(parsed.base)
             hatch = "//" if parsed.anneal_suffix else None
             ax.bar(
-                x, _mean(deltas), yerr=_std(deltas), color=colour, alpha=0.6, capsize=3, hatch=hatch
+                x,
+                mean_or_nan(deltas),
+                yerr=std_or_zero(deltas),
+                color=colour,
+                alpha=0.6,
+                capsize=3,
+                hatch=hatch,
             )
             ax.plot([x] * len(deltas), deltas, "k.", markersize=4)
         ax.axhline(0.0, color="grey", linestyle="--", linewidth=1)
@@ -174,8 +181,8 @@ def _mean_curves(
     curves = {}
     for key, runs in grouped.items():
         n = min(len(r.curve) for r in runs)
-        xs = [_mean([r.curve[i].train_seconds for r in runs]) for i in range(n)]
-        ys = [_mean([r.curve[i].test_acc for r in runs]) for i in range(n)]
+        xs = [mean_or_nan([r.curve[i].train_seconds for r in runs]) for i in range(n)]
+        ys = [mean_or_nan([r.curve[i].test_acc for r in runs]) for i in range(n)]
         evaluated = [i for i in range(n) if not math.isnan(ys[i])]
         curves[key] = ([xs[i] for i in evaluated], [ys[i] for i in evaluated])
     return curves
@@ -189,8 +196,6 @@ def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from benchmarks.grid.equal_time import CURVE, run_seconds
-
     groups: dict[tuple[str, float], list[tuple[float, float]]] = {}
     for r in results:
         method = "full-data curve" if r.spec.method in CURVE else r.spec.method
@@ -199,7 +204,7 @@ def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) ->
         )
     fig, ax = plt.subplots(figsize=(8, 5))
     curve = sorted(
-        (_mean([t for t, _ in v]), _mean([a for _, a in v]))
+        (mean_or_nan([t for t, _ in v]), mean_or_nan([a for _, a in v]))
         for (m, _), v in groups.items()
         if m == "full-data curve"
     )
@@ -211,10 +216,10 @@ def plot_equal_time(path: Path, results: list[RunResult], timing: Any = None) ->
         colour, _ = style(_base(method))
         ts, accs = [t for t, _ in points], [a for _, a in points]
         ax.errorbar(
-            _mean(ts),
-            _mean(accs),
-            xerr=_std(ts),
-            yerr=_std(accs),
+            mean_or_nan(ts),
+            mean_or_nan(accs),
+            xerr=std_or_zero(ts),
+            yerr=std_or_zero(accs),
             marker=_MARKERS[ratios.index(keep) % len(_MARKERS)],
             color=colour,
             linestyle="none",

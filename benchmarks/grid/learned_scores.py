@@ -21,15 +21,15 @@ each is charged its whole cost.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from torch import Tensor
+from torch import Tensor, nn
 
-if TYPE_CHECKING:  # the scorer imports this module for its recipes
-    from benchmarks.grid.static_scores import StaticScorer
+from benchmarks.grid.data import DataBundle
 
 __all__ = [
     "HOLDOUT_FRACTION",
+    "Scorer",
     "clean_holdout",
     "learned_attention",
     "learned_linear",
@@ -43,6 +43,21 @@ HOLDOUT_FRACTION = 0.1  # share of the training set drawn for the held-out split
 _SPLIT_SALT = 7919
 
 
+class Scorer(Protocol):
+    """The parts of the grid's scorer that a recipe reads.
+
+    :class:`~benchmarks.grid.static_scores.StaticScorer` imports this module for its recipes, so
+    the recipes name these parts instead of importing the class back.
+    """
+
+    cfg: dict[str, Any]
+    data: DataBundle
+
+    def _model(self) -> nn.Module: ...
+
+    def _eval_loader(self) -> list[tuple[Tensor, Tensor]]: ...
+
+
 def clean_holdout(num_train: int, flipped: Tensor | None, seed: int) -> Tensor:
     """A random ``HOLDOUT_FRACTION`` of the training set, less the samples whose labels the
     config's noise flipped (``flipped``, a bool mask, or ``None`` without noise)."""
@@ -52,9 +67,7 @@ def clean_holdout(num_train: int, flipped: Tensor | None, seed: int) -> Tensor:
     return held if flipped is None else held[~flipped[held]]
 
 
-def learned_recipe(
-    scorer: StaticScorer, train: Any, common: dict[str, Any], selector: str
-) -> Tensor:
+def learned_recipe(scorer: Scorer, train: Any, common: dict[str, Any], selector: str) -> Tensor:
     """The scores of ``static-learned`` (``selector="attention"``) or its linear baseline."""
     from dynaprune.learned import learned_scores
 
@@ -79,11 +92,11 @@ def learned_recipe(
     return scores
 
 
-def learned_attention(scorer: StaticScorer, train: Any, common: dict[str, Any]) -> Tensor:
+def learned_attention(scorer: Scorer, train: Any, common: dict[str, Any]) -> Tensor:
     """``static-learned``: the paper's attention selector."""
     return learned_recipe(scorer, train, common, "attention")
 
 
-def learned_linear(scorer: StaticScorer, train: Any, common: dict[str, Any]) -> Tensor:
+def learned_linear(scorer: Scorer, train: Any, common: dict[str, Any]) -> Tensor:
     """``static-learned-linear``: the linear baseline over the same indicators."""
     return learned_recipe(scorer, train, common, "linear")

@@ -11,21 +11,21 @@ Definitions (per method and keep ratio, mean over seeds):
   the other methods); speedup with scoring: ``full``'s mean training seconds over the method's
   training plus scoring seconds, the figure that decides whether scoring once pays for itself.
 * Δ vs curve: final accuracy minus the full-data curve's at the run's training plus scoring
-  seconds, paired by seed (:mod:`benchmarks.grid.equal_time`).
+  seconds, paired by seed (:mod:`benchmarks.grid.full_curve`).
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import statistics
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from benchmarks.grid.equal_time import equal_time_deltas
+from benchmarks.grid.full_curve import equal_time_deltas
 from benchmarks.grid.methods import rank
 from benchmarks.grid.runs import RunSpec
+from benchmarks.grid.stats import mean_or_nan, paired_deltas, std_or_zero
 from benchmarks.grid.train import EpochRecord, RunResult
 
 __all__ = [
@@ -83,14 +83,6 @@ RUN_COLUMNS = (
     "scoring_seconds",
     "warnings",
 )
-
-
-def _mean(values: list[float]) -> float:
-    return statistics.fmean(values) if values else float("nan")
-
-
-def _std(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def append_run(out: Path, result: RunResult) -> None:
@@ -172,31 +164,14 @@ def _best(curve: list[EpochRecord]) -> float:
     return max((p.test_acc for p in curve if not math.isnan(p.test_acc)), default=math.nan)
 
 
-def paired_deltas(
-    results: list[RunResult], method: str, keep: float, reference: str
-) -> list[float]:
-    """Final-accuracy differences ``method - reference`` at the same keep ratio, seed by seed
-    (only seeds that both ran)."""
-
-    def finals(name: str) -> dict[int, float]:
-        return {
-            r.spec.seed: r.curve[-1].test_acc
-            for r in results
-            if r.spec.method == name and r.spec.keep_ratio == keep
-        }
-
-    mine, theirs = finals(method), finals(reference)
-    return [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
-
-
 def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, Any]]:
     """One row per method and keep ratio (1.0 for ``full``), keyed by :data:`SUMMARY_COLUMNS`."""
     groups: dict[tuple[str, float], list[RunResult]] = {}
     for result in results:
         groups.setdefault((result.spec.method, result.spec.keep_ratio), []).append(result)
     full = groups.get(("full", 1.0), [])
-    full_acc = _mean([r.curve[-1].test_acc for r in full])
-    full_seconds = _mean([r.train_seconds for r in full])
+    full_acc = mean_or_nan([r.curve[-1].test_acc for r in full])
+    full_seconds = mean_or_nan([r.train_seconds for r in full])
     target = full_acc - target_drop
     rows = []
     for (method, keep), runs in sorted(groups.items(), key=lambda kv: (rank(kv[0][0]), kv[0][1])):
@@ -217,28 +192,29 @@ def summarize(results: list[RunResult], target_drop: float) -> list[dict[str, An
                 "keep_ratio": keep,
                 "seeds": len(runs),
                 "epochs": max(r.spec.epochs for r in runs),
-                "test_acc_mean": _mean(final),
-                "test_acc_std": _std(final),
-                "best_acc_mean": _mean(best),
-                "best_acc_std": _std(best),
-                "acc_delta": _mean(final) - full_acc,
-                "train_seconds_mean": _mean(seconds),
-                "train_seconds_std": _std(seconds),
-                "total_seconds_mean": _mean([r.total_seconds for r in runs]),
-                "samples_processed": _mean([float(r.curve[-1].samples) for r in runs]),
-                "speedup": full_seconds / _mean(seconds),
+                "test_acc_mean": mean_or_nan(final),
+                "test_acc_std": std_or_zero(final),
+                "best_acc_mean": mean_or_nan(best),
+                "best_acc_std": std_or_zero(best),
+                "acc_delta": mean_or_nan(final) - full_acc,
+                "train_seconds_mean": mean_or_nan(seconds),
+                "train_seconds_std": std_or_zero(seconds),
+                "total_seconds_mean": mean_or_nan([r.total_seconds for r in runs]),
+                "samples_processed": mean_or_nan([float(r.curve[-1].samples) for r in runs]),
+                "speedup": full_seconds / mean_or_nan(seconds),
                 "ideal_speedup": 1.0 / keep,
-                "scoring_seconds_mean": _mean(scoring),
-                "speedup_with_scoring": full_seconds / (_mean(seconds) + _mean(scoring)),
-                "time_to_target_mean": _mean(reach),
+                "scoring_seconds_mean": mean_or_nan(scoring),
+                "speedup_with_scoring": full_seconds
+                / (mean_or_nan(seconds) + mean_or_nan(scoring)),
+                "time_to_target_mean": mean_or_nan(reach),
                 "target_reached": f"{len(reach)}/{len(runs)}",
-                "dynaprune_share": _mean(share),
-                "delta_vs_budget": _mean(vs_budget) if method != "full" else math.nan,
-                "delta_vs_budget_std": _std(vs_budget) if method != "full" else math.nan,
-                "delta_vs_uniform": _mean(vs_uniform) if method != "full" else math.nan,
-                "delta_vs_uniform_std": _std(vs_uniform) if method != "full" else math.nan,
-                "delta_vs_curve": _mean(vs_curve) if vs_curve else math.nan,
-                "delta_vs_curve_std": _std(vs_curve) if vs_curve else math.nan,
+                "dynaprune_share": mean_or_nan(share),
+                "delta_vs_budget": mean_or_nan(vs_budget) if method != "full" else math.nan,
+                "delta_vs_budget_std": std_or_zero(vs_budget) if method != "full" else math.nan,
+                "delta_vs_uniform": mean_or_nan(vs_uniform) if method != "full" else math.nan,
+                "delta_vs_uniform_std": std_or_zero(vs_uniform) if method != "full" else math.nan,
+                "delta_vs_curve": mean_or_nan(vs_curve) if vs_curve else math.nan,
+                "delta_vs_curve_std": std_or_zero(vs_curve) if vs_curve else math.nan,
             }
         )
     return rows
