@@ -169,6 +169,28 @@ def test_drop_fills_the_budget_from_flagged_samples_when_it_must():
         assert int((~flagged[keep.long()]).sum()) == int((~flagged).sum())
 
 
+def test_unflagged_uniform_draws_the_budget_from_the_unflagged_samples():
+    stats = stats_of(bimodal())
+    flagged = GuardedUCBPolicy().guard(stats).flagged
+    num_clean = int((~flagged).sum())
+    policy = GuardedUCBPolicy(unflagged="uniform")
+    draws = torch.zeros(10000)
+    for seed in range(20):
+        keep = policy.select(stats, 4000, gen(seed)).indices
+        assert keep.numel() == 4000 and keep.unique().numel() == 4000
+        assert not bool(flagged[keep.long()].any())
+        draws[keep.long()] += 1
+    # uniform over the unflagged: no preference for their highest losses, unlike UCB
+    clean_idx = (~flagged).nonzero().squeeze(1)
+    top = clean_idx[stats.mean[clean_idx].argsort(descending=True)[: num_clean // 10]]
+    assert draws[top].mean() == pytest.approx(20 * 4000 / num_clean, rel=0.1)
+    ucb_keep = GuardedUCBPolicy().select(stats, 4000, gen()).indices
+    assert float(torch.isin(top, ucb_keep).float().mean()) > 0.9
+    # a budget larger than the unflagged samples: all of them, flagged ones at random
+    keep = policy.select(stats, num_clean + 100, gen()).indices
+    assert int(flagged[keep.long()].sum()) == 100 and keep.unique().numel() == num_clean + 100
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -179,6 +201,7 @@ def test_drop_fills_the_budget_from_flagged_samples_when_it_must():
         ({"explore": 2.0}, "explore must be a number in"),
         ({"c": math.nan}, "c must be a finite number"),
         ({"tail": 1.0}, r"tail must be None or a quantile in \(0, 1\), got 1.0"),
+        ({"unflagged": "greedy"}, "unflagged must be one of"),
         ({"tail": True}, r"tail must be None or a quantile in \(0, 1\), got True"),
     ],
 )

@@ -74,7 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data-root", help="ImageFolder tree (train/, test/) or torchvision root")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+    parser.add_argument(
+        "--seeds",
+        type=_seeds,
+        help="number of seeds (0..N-1), or the seeds themselves: 1,2 (or 2, for seed 2 alone)",
+    )
     parser.add_argument("--keep-ratios", type=_csv(float, "--keep-ratios"), help="e.g. 0.3,0.5")
     parser.add_argument("--policies", type=_csv(str, "--policies"), help="e.g. uniform,soft")
     parser.add_argument("--epochs", type=int)
@@ -128,6 +132,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.config is None and not args.report_only and args.data_factory is None:
         parser.error("--config is required (except with --report-only or --data-factory)")
     return args
+
+
+def _seeds(text: str) -> int | list[int]:
+    """``--seeds``: a count, or a comma-separated list of seeds."""
+    try:
+        return [int(s) for s in text.split(",") if s] if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a count or comma-separated integers, got {text!r}"
+        ) from None
 
 
 _FLAGS = {

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
-MODELS = ("mlp", "tiny_cnn", "small_cnn", "resnet18")
+MODELS = ("mlp", "tiny_cnn", "small_cnn", "resnet8", "resnet18")
 LOADERS = ("dataloader", "device")
 LOOPS = ("lightning", "plain")
 OPTIMIZERS = ("sgd", "adamw")

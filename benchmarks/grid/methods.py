@@ -86,6 +86,14 @@ def _guarded_robust_drop(cfg: dict[str, Any], num_classes: int | None) -> Any:
     return GuardedUCBPolicy(num_classes=num_classes, tail=0.98)
 
 
+def _guarded_clean(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    """``guarded_ucb-robust``'s guard; once it flags samples, the budget is drawn uniformly
+    from the unflagged ones (the small-loss trick), UCB while it flags none."""
+    from dynaprune import GuardedUCBPolicy
+
+    return GuardedUCBPolicy(num_classes=num_classes, tail=0.98, unflagged="uniform")
+
+
 def _guarded_split(cfg: dict[str, Any], num_classes: int | None) -> Any:
     """``guarded_ucb`` without the chance level: every fit split, as DivideMix splits it."""
     from dynaprune import GuardedUCBPolicy
@@ -136,6 +144,7 @@ REGISTRY: dict[str, Entry] = {
     "guarded_ucb-explore": Entry("policy", ("limegreen", "-"), policy=_guarded_explore),
     "guarded_ucb-robust": Entry("policy", ("darkgreen", "-"), policy=_guarded_robust),
     "guarded_ucb-robust-drop": Entry("policy", ("olive", "-"), policy=_guarded_robust_drop),
+    "guarded_ucb-clean": Entry("policy", ("teal", "-"), policy=_guarded_clean),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end

@@ -64,6 +64,7 @@ from dynaprune.policies.loss import (
 __all__ = ["GuardReport", "GuardedUCBPolicy", "ModeratePolicy"]
 
 _FLAGGED = ("explore", "drop")
+_UNFLAGGED = ("ucb", "uniform")
 
 
 def _check_classes(name: str, value: int | None) -> int | None:
@@ -132,6 +133,11 @@ class GuardedUCBPolicy(UCBPolicy):
             winsorised before the fit, so that a thin tail of extreme losses cannot take the
             high component (at a high learning rate it takes it from the flipped labels,
             ``docs/clean-selection.md``). Flagging still compares the raw losses.
+        unflagged: what the policy does once the guard flags samples: ``"ucb"`` (default) —
+            UCB's priority over the unflagged ones; ``"uniform"`` — the budget drawn uniformly
+            from the unflagged ones (the small-loss trick of Co-teaching and DivideMix, without
+            their second network), flagged samples only where those cannot fill it. While the
+            guard flags nothing, the rule is UCB either way.
 
     Example:
         >>> stats = LossStatistics(1000)
@@ -161,6 +167,7 @@ class GuardedUCBPolicy(UCBPolicy):
         flagged: str = "drop",
         min_seen: float = 0.75,
         tail: float | None = None,
+        unflagged: str = "ucb",
     ) -> None:
         super().__init__(c, explore=explore)
         self.num_classes = _check_classes("num_classes", num_classes)
@@ -168,6 +175,7 @@ class GuardedUCBPolicy(UCBPolicy):
         self.flagged = check_choice("flagged", flagged, _FLAGGED)
         self.min_seen = _check_min_seen("min_seen", min_seen)
         self.tail = _check_tail("tail", tail)
+        self.unflagged = check_choice("unflagged", unflagged, _UNFLAGGED)
 
     def check_attributes(self) -> None:
         super().check_attributes()
@@ -177,6 +185,7 @@ class GuardedUCBPolicy(UCBPolicy):
         check_choice(f"{name}.flagged", self.flagged, _FLAGGED)
         _check_min_seen(f"{name}.min_seen", self.min_seen)
         _check_tail(f"{name}.tail", self.tail)
+        check_choice(f"{name}.unflagged", self.unflagged, _UNFLAGGED)
 
     def guard(self, stats: LossStatistics) -> GuardReport:
         """The guard's view of ``stats``: which samples it flags and why (reads device values;
@@ -201,6 +210,12 @@ class GuardedUCBPolicy(UCBPolicy):
         if num_flagged == 0:
             return super().select(stats, num_keep, generator)
         n = stats.num_samples
+        if self.unflagged == "uniform":
+            clean = ~flagged
+            keep = random_subset(clean, n - num_flagged, num_keep, generator)
+            if num_keep > n - num_flagged:  # too few unflagged samples: flagged ones at random
+                keep |= random_subset(flagged, num_flagged, num_keep - (n - num_flagged), generator)
+            return Selection(shuffled_indices(keep, generator), None, shuffled=True)
         num_greedy = num_keep - round(self.explore * num_keep)
         unseen = stats.seen == 0
         num_unseen = int(unseen.count_nonzero())
