@@ -77,6 +77,9 @@ def collect_environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "cpu_count": os.cpu_count(),
+        # the kernels torch picked (e.g. AVX2 or AVX512): runs on CPUs that differ here need
+        # not draw the same accuracies to the hundredth
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "git_revision": _git("rev-parse", "HEAD"),
         "git_dirty": bool(status) if status is not None else None,
