@@ -31,7 +31,7 @@ from dynaprune.core._state import STATE_VERSION, check_sampler_state
 from dynaprune.core.distributed import RankMerger, Sharding, resolve_replicas
 from dynaprune.core.nonfinite import NONFINITE_MODES, report_nonfinite
 from dynaprune.core.plan import EpochPlan
-from dynaprune.core.schedule import EpochSchedule, epoch_generator
+from dynaprune.core.schedule import EpochSchedule, check_step_arguments, epoch_generator
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy
 from dynaprune.policies.registry import resolve_policy
@@ -207,12 +207,11 @@ class DynamicPruningSampler(Sampler[int]):
             >>> s.epoch_steps(0, batch_size=100), s.epoch_steps(1, batch_size=100)
             (10, 5)
         """
-        check_count("batch_size", batch_size, 1)
-        check_count("accumulate_grad_batches", accumulate_grad_batches, 1)
+        check_step_arguments(batch_size, accumulate_grad_batches, drop_last)
         return self.schedule.epoch_steps(
             check_count("epoch", epoch),
             batch_size,
-            drop_last=check_bool("drop_last", drop_last),
+            drop_last=drop_last,
             accumulate_grad_batches=accumulate_grad_batches,
             num_replicas=self.num_replicas,
             shard_drop_last=self.drop_last,
