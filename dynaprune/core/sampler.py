@@ -22,7 +22,7 @@ from torch.utils.data import Sampler
 from dynaprune._checks import check_bool, check_choice, check_count, resolve_device
 from dynaprune.core._feedback import SamplerFeedback
 from dynaprune.core._inputs import check_process_group, resolve_length
-from dynaprune.core._state import STATE_VERSION, check_sampler_state
+from dynaprune.core._state import check_sampler_state, sampler_state
 from dynaprune.core.distributed import RankMerger, Sharding, resolve_replicas
 from dynaprune.core.nonfinite import NONFINITE_MODES, report_nonfinite
 from dynaprune.core.plan import EpochPlan
@@ -283,18 +283,16 @@ class DynamicPruningSampler(SamplerFeedback, Sampler[int]):
         every rank, as Lightning does, and save the result on rank 0.
         """
         self.synchronize()
-        return {
-            "version": STATE_VERSION,
-            "num_samples": self.num_samples,
-            "keep_ratio": self.keep_ratio,
-            "seed": self.seed,
-            "policy": repr(self.policy),
-            "num_replicas": self.num_replicas,
-            "device_type": self.stats.device.type,
-            "epoch": self.epoch,
-            "stats": self.stats.state_dict(),
-            "plan": None if self._plan is None else self._plan.state_dict(),
-        }
+        return sampler_state(
+            num_samples=self.num_samples,
+            keep_ratio=self.keep_ratio,
+            seed=self.seed,
+            policy=self.policy,
+            num_replicas=self.num_replicas,
+            epoch=self.epoch,
+            stats=self.stats,
+            plan=self._plan,
+        )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output, validated; nothing changes if it is refused.
