@@ -46,7 +46,9 @@ class TracedGuard(GuardedUCBPolicy):
         return super().select(stats, num_keep, generator)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("reports", "losses"))
+        args = ", ".join(
+            f"{k}={v!r}" for k, v in vars(self).items() if k not in ("reports", "losses")
+        )
         return f"GuardedUCBPolicy({args})"
 
 
