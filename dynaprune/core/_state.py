@@ -1,8 +1,9 @@
-"""Reading a :class:`~dynaprune.DynamicPruningSampler` checkpoint back, validated.
+"""A :class:`~dynaprune.DynamicPruningSampler` checkpoint, written and read back validated.
 
-The sampler's state (:meth:`~dynaprune.DynamicPruningSampler.state_dict`) has a small header
-(version, data set size, epoch, ranks, device) around the statistics' state and the current
-epoch's plan. :func:`check_sampler_state` checks the header and restores the plan
+The sampler's state (:meth:`~dynaprune.DynamicPruningSampler.state_dict`, written by
+:func:`sampler_state`) has a small header (version, data set size, epoch, ranks, device)
+around the statistics' state and the current epoch's plan. :func:`check_sampler_state` checks
+the header and restores the plan
 (:meth:`EpochPlan.from_state_dict`) without changing anything; the statistics then validate
 and load their own part (:meth:`LossStatistics.load_state_dict`), all or nothing, before the
 sampler takes the rest.
@@ -20,10 +21,39 @@ import torch
 from dynaprune._checks import check_count, resolve_device
 from dynaprune.core.distributed import Sharding
 from dynaprune.core.plan import EpochPlan
+from dynaprune.core.statistics import LossStatistics
+from dynaprune.policies.base import PruningPolicy
 
-__all__ = ["STATE_VERSION", "RestoredState", "check_sampler_state"]
+__all__ = ["STATE_VERSION", "RestoredState", "check_sampler_state", "sampler_state"]
 
 STATE_VERSION = 1
+
+
+def sampler_state(
+    *,
+    num_samples: int,
+    keep_ratio: float,
+    seed: int,
+    policy: PruningPolicy,
+    num_replicas: int,
+    epoch: int,
+    stats: LossStatistics,
+    plan: EpochPlan | None,
+) -> dict[str, Any]:
+    """The state that :func:`check_sampler_state` reads back: the header (with the sampler's
+    configuration, for the record) around the statistics' and the plan's own states."""
+    return {
+        "version": STATE_VERSION,
+        "num_samples": num_samples,
+        "keep_ratio": keep_ratio,
+        "seed": seed,
+        "policy": repr(policy),
+        "num_replicas": num_replicas,
+        "device_type": stats.device.type,
+        "epoch": epoch,
+        "stats": stats.state_dict(),
+        "plan": None if plan is None else plan.state_dict(),
+    }
 
 
 @dataclass

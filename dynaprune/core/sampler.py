@@ -2,7 +2,8 @@
 
 :class:`DynamicPruningSampler` conducts; its parts do the work: the size of each epoch
 (:mod:`~dynaprune.core.schedule`), the epoch's subset, order, shard and loss matching
-(:mod:`~dynaprune.core.plan`), the per-sample statistics on the device
+(:mod:`~dynaprune.core.plan`), each batch's losses fed back (:mod:`~dynaprune.core._feedback`,
+whose methods the sampler inherits), the per-sample statistics on the device
 (:mod:`~dynaprune.core.statistics`), what to do about non-finite losses
 (:mod:`~dynaprune.core.nonfinite`), merging ranks (:mod:`~dynaprune.core.distributed`) and
 checkpoints (:mod:`~dynaprune.core._state`).
@@ -16,22 +17,16 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
 from torch.utils.data import Sampler
 
-from dynaprune._checks import check_bool, check_choice, check_count, check_losses, resolve_device
-from dynaprune.core._inputs import (
-    check_correct,
-    check_indices,
-    check_process_group,
-    must_follow,
-    resolve_length,
-)
-from dynaprune.core._state import STATE_VERSION, check_sampler_state
+from dynaprune._checks import check_bool, check_choice, check_count, resolve_device
+from dynaprune.core._feedback import SamplerFeedback
+from dynaprune.core._inputs import check_process_group, resolve_length
+from dynaprune.core._state import check_sampler_state, sampler_state
 from dynaprune.core.distributed import RankMerger, Sharding, resolve_replicas
 from dynaprune.core.nonfinite import NONFINITE_MODES, report_nonfinite
 from dynaprune.core.plan import EpochPlan
-from dynaprune.core.schedule import EpochSchedule, epoch_generator
+from dynaprune.core.schedule import EpochSchedule, check_step_arguments, epoch_generator
 from dynaprune.core.statistics import LossStatistics
 from dynaprune.policies.base import PruningPolicy
 from dynaprune.policies.registry import resolve_policy
@@ -39,7 +34,7 @@ from dynaprune.policies.registry import resolve_policy
 __all__ = ["DynamicPruningSampler"]
 
 
-class DynamicPruningSampler(Sampler[int]):
+class DynamicPruningSampler(SamplerFeedback, Sampler[int]):
     """Yields, each epoch, a loss-driven subset of a data set's indices.
 
     Args:
@@ -207,12 +202,11 @@ class DynamicPruningSampler(Sampler[int]):
             >>> s.epoch_steps(0, batch_size=100), s.epoch_steps(1, batch_size=100)
             (10, 5)
         """
-        check_count("batch_size", batch_size, 1)
-        check_count("accumulate_grad_batches", accumulate_grad_batches, 1)
+        check_step_arguments(batch_size, accumulate_grad_batches, drop_last)
         return self.schedule.epoch_steps(
             check_count("epoch", epoch),
             batch_size,
-            drop_last=check_bool("drop_last", drop_last),
+            drop_last=drop_last,
             accumulate_grad_batches=accumulate_grad_batches,
             num_replicas=self.num_replicas,
             shard_drop_last=self.drop_last,
@@ -272,95 +266,7 @@ class DynamicPruningSampler(Sampler[int]):
             self._merger.merge(self.stats, plan.share, plan.epoch, self.num_replicas)
 
     # ----------------------------------------------------------------- feedback
-    def to(self, device: torch.device | str) -> DynamicPruningSampler:
-        """Move the statistics and the epoch's plan to ``device`` and keep them there: later
-        losses must come from that device."""
-        resolved = resolve_device(device)
-        self.stats.to(resolved)
-        if self._plan is not None:
-            self._plan.to(resolved)
-        self._device_fixed = True
-        return self
-
-    def _batch(
-        self, size: int, indices: Tensor | None, device: torch.device | None
-    ) -> tuple[EpochPlan, Tensor | None]:
-        """The current plan and the batch's checked indices; the statistics follow ``device``."""
-        if device is not None and must_follow(device, self.stats.device, fixed=self._device_fixed):
-            self.to(device)
-        if self._plan is None:
-            raise RuntimeError(
-                "update() was called before the sampler was iterated; iterate the DataLoader "
-                "that holds this sampler first"
-            )
-        if indices is None:
-            return self._plan, None
-        return self._plan, check_indices(indices, size, self.num_samples, self.stats.device)
-
-    def batch_weights(self, batch: Tensor | int, indices: Tensor | None = None) -> Tensor:
-        """Loss weights of the next batch, without recording anything.
-
-        Args:
-            batch: the batch's per-sample losses (the weights then come on their device and
-                dtype) or the batch size.
-            indices: the batch's sample indices, if losses are not matched by position.
-
-        Returns:
-            A 1-D tensor of weights: ones unless the policy re-weights (``soft``,
-            ``infobatch``, ``importance``).
-        """
-        if not isinstance(batch, Tensor):
-            size = check_count("batch", batch, 1)
-            plan, idx = self._batch(size, indices, None)
-            return plan.next_weights(size, idx)
-        plan, idx = self._batch(batch.shape[0], indices, batch.device)
-        return plan.next_weights(batch.shape[0], idx).to(batch.dtype)
-
-    def batch_indices(self, batch_size: int) -> Tensor:
-        """Sample indices of the next ``batch_size`` losses (matched by position, as
-        :meth:`update` matches them), without recording anything: e.g. to look up per-sample
-        irreducible losses for :func:`dynaprune.inbatch.rho` in a loader that yields no indices.
-        """
-        plan, _ = self._batch(check_count("batch_size", batch_size, 1), None, None)
-        return plan.next_indices(batch_size)
-
-    def update(
-        self, losses: Tensor, indices: Tensor | None = None, *, correct: Tensor | None = None
-    ) -> Tensor:
-        """Record a batch's per-sample losses and return the loss to backpropagate.
-
-        Args:
-            losses: per-sample losses, shape ``(B,)`` (``reduction="none"``), with or without
-                grad. Non-finite entries are not recorded, only counted.
-            indices: the samples' indices. Without them, losses are matched to this epoch's
-                order, batch after batch, as the DataLoader delivers it. With several ranks,
-                losses of samples outside this rank's shard are left to the rank that owns them.
-                In a pruned epoch, every index must be a sample of the epoch's subset: a
-                ``ValueError`` on the CPU at once (nothing of the batch is recorded); on an
-                accelerator, where checking at once would need a host sync per step, such
-                entries are not recorded and planning the next epoch raises the
-                ``ValueError``.
-            correct: whether each sample was classified correctly, one bool per loss (e.g.
-                ``logits.argmax(1) == y``). Policies that read it (``needs_correctness``, as
-                ``onion``) require it; the others ignore it. Not recorded for non-finite losses.
-
-        Returns:
-            The mean of ``losses`` (weighted by :meth:`batch_weights` for re-weighting
-            policies), keeping the autograd graph; non-finite entries are not masked in it.
-
-        Raises:
-            ValueError: for losses (or ``correct``, ``indices``) on the ``meta`` device, which
-                holds no values, for indices of samples outside a pruned epoch's subset (see
-                ``indices``), and for malformed arguments.
-        """
-        start = time.perf_counter()
-        losses = check_losses(losses)
-        correct = check_correct(correct, losses, self.policy)
-        plan, idx = self._batch(losses.shape[0], indices, losses.device)
-        loss = plan.record(self.stats, losses, idx, correct)
-        self.timings["update_seconds"] += time.perf_counter() - start
-        return loss
-
+    # to, batch_weights, batch_indices and update: SamplerFeedback.
     def summary(self) -> dict[str, float]:
         """Figures of the current epoch for logging (reads device values: once per epoch):
         ``kept_fraction`` of the data set trained on this epoch, and the figures of
@@ -377,18 +283,16 @@ class DynamicPruningSampler(Sampler[int]):
         every rank, as Lightning does, and save the result on rank 0.
         """
         self.synchronize()
-        return {
-            "version": STATE_VERSION,
-            "num_samples": self.num_samples,
-            "keep_ratio": self.keep_ratio,
-            "seed": self.seed,
-            "policy": repr(self.policy),
-            "num_replicas": self.num_replicas,
-            "device_type": self.stats.device.type,
-            "epoch": self.epoch,
-            "stats": self.stats.state_dict(),
-            "plan": None if self._plan is None else self._plan.state_dict(),
-        }
+        return sampler_state(
+            num_samples=self.num_samples,
+            keep_ratio=self.keep_ratio,
+            seed=self.seed,
+            policy=self.policy,
+            num_replicas=self.num_replicas,
+            epoch=self.epoch,
+            stats=self.stats,
+            plan=self._plan,
+        )
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output, validated; nothing changes if it is refused.

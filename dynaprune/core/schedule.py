@@ -17,7 +17,7 @@ import torch
 from dynaprune._checks import check_bool, check_count, check_fraction
 from dynaprune.core.distributed import shard_length
 
-__all__ = ["EpochSchedule", "epoch_generator"]
+__all__ = ["EpochSchedule", "check_step_arguments", "epoch_generator"]
 
 
 def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
@@ -26,6 +26,14 @@ def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Genera
     # way seed + epoch does (seed 0, epoch 1 and seed 1, epoch 0).
     mixed = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % (1 << 63)
     return torch.Generator(device=device).manual_seed(mixed)
+
+
+def check_step_arguments(batch_size: int, accumulate_grad_batches: int, drop_last: bool) -> None:
+    """Refuse the DataLoader's settings that optimizer steps are counted from: ``batch_size`` and
+    ``accumulate_grad_batches`` integers >= 1, ``drop_last`` a bool."""
+    check_count("batch_size", batch_size, minimum=1)
+    check_count("accumulate_grad_batches", accumulate_grad_batches, minimum=1)
+    check_bool("drop_last", drop_last)
 
 
 @dataclass(frozen=True)
@@ -132,9 +140,7 @@ class EpochSchedule:
             num_replicas: ranks sharing each epoch.
             shard_drop_last: the sampler's ``drop_last`` (how epochs are sharded).
         """
-        check_count("batch_size", batch_size, minimum=1)
-        check_count("accumulate_grad_batches", accumulate_grad_batches, minimum=1)
-        check_bool("drop_last", drop_last)
+        check_step_arguments(batch_size, accumulate_grad_batches, drop_last)
         if epochs is None:
             if self.total_epochs is None:
                 raise ValueError("epochs must be given when the sampler has no total_epochs")

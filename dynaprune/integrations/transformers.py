@@ -28,13 +28,15 @@ subclass. It overrides these ``Trainer`` methods, each calling the original (``t
 * ``_set_signature_columns_if_needed`` / ``prediction_step`` — an ``index`` column survives
   ``remove_unused_columns`` and never reaches the model.
 
+The argument checks, the step counts over epochs of differing lengths and the sampler's
+checkpoint file live in ``_trainer_checks``, ``_trainer_steps`` and ``_trainer_state`` beside it.
+
 Requires the ``transformers`` extra (``transformers`` and ``accelerate``).
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable, Sized
 from typing import Any, cast
 
@@ -42,17 +44,25 @@ import torch
 from torch import Tensor, nn
 from transformers import Trainer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from dynaprune._checks import check_bool
 from dynaprune.core.sampler import DynamicPruningSampler
+from dynaprune.integrations._trainer_checks import (
+    check_data_length,
+    check_sample_loss_gives_correctness,
+    check_trainer_arguments,
+    check_training_arguments,
+    single_label_correct,
+)
+from dynaprune.integrations._trainer_state import (
+    SAMPLER_STATE_NAME,
+    load_sampler_state,
+    save_sampler_state,
+)
+from dynaprune.integrations._trainer_steps import epochs_asked, resume_position
 from dynaprune.integrations.accelerate import unshard
-from dynaprune.integrations.sample_losses import SAMPLE_LOSS_KINDS, sample_losses
+from dynaprune.integrations.sample_losses import sample_losses
 
 __all__ = ["SAMPLER_STATE_NAME", "PruningTrainer"]
-
-#: The sampler's state file inside each of Trainer's checkpoint folders.
-SAMPLER_STATE_NAME = "dynaprune_sampler.pt"
 
 SampleLossFn = Callable[[Any, Tensor], Tensor]
 
@@ -110,51 +120,20 @@ class PruningTrainer(Trainer):
         log_statistics: bool = True,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(sampler, DynamicPruningSampler):
-            raise TypeError(f"sampler must be a DynamicPruningSampler, got {type(sampler)!r}")
-        if not (callable(sample_loss) or sample_loss in ("auto", *SAMPLE_LOSS_KINDS)):
-            raise ValueError(
-                f"sample_loss must be 'auto', one of {SAMPLE_LOSS_KINDS} or a function "
-                f"(outputs, labels) -> per-sample losses, got {sample_loss!r}"
-            )
-        if index_column is not None and not isinstance(index_column, str):
-            raise TypeError(f"index_column must be a str or None, got {index_column!r}")
-        check_bool("log_statistics", log_statistics)
-        if kwargs.get("compute_loss_func") is not None:
-            raise ValueError(
-                "PruningTrainer computes per-sample losses itself: pass "
-                "sample_loss=fn(outputs, labels) -> per-sample losses instead of compute_loss_func"
-            )
+        check_trainer_arguments(
+            sampler, sample_loss, index_column, log_statistics, kwargs.get("compute_loss_func")
+        )
         super().__init__(*args, **kwargs)
         self.sampler = sampler
         self.index_column = index_column
         self.log_statistics = log_statistics
         self._sample_loss = sample_loss
         self._in_training_step = False
-        args_ = self.args
-        if args_.auto_find_batch_size:
-            raise ValueError("auto_find_batch_size restarts epochs mid-way; set it to False")
-        if args_.train_sampling_strategy != "random":
-            raise ValueError(
-                "the DynamicPruningSampler decides the order of each epoch; got "
-                f"train_sampling_strategy={args_.train_sampling_strategy!r}, use 'random'"
-            )
-        if args_.n_gpu > 1:
-            raise ValueError(
-                f"{args_.n_gpu} GPUs in one process (DataParallel) are not supported: start one "
-                "process per GPU with torchrun or accelerate launch"
-            )
-        if sampler.policy.needs_correctness and self._kind() != "sequence":
-            raise ValueError(
-                f"{sampler.policy!r} needs per-sample correctness, which PruningTrainer gives for "
-                'single-label classification (sample_loss="sequence") only'
-            )
+        check_training_arguments(self.args)
+        check_sample_loss_gives_correctness(sampler.policy, self._kind)
         data = self.train_dataset
-        if data is not None and hasattr(data, "__len__") and len(data) != sampler.num_samples:
-            raise ValueError(
-                f"the sampler covers {sampler.num_samples} samples but train_dataset has "
-                f"{len(data)}"
-            )
+        if data is not None and hasattr(data, "__len__"):
+            check_data_length(sampler, data, "train_dataset")
 
     def _kind(self) -> str | SampleLossFn:
         if self._sample_loss != "auto":
@@ -166,11 +145,8 @@ class PruningTrainer(Trainer):
     # ----------------------------------------------------------------- data
     def _get_train_sampler(self, train_dataset: Any = None) -> DynamicPruningSampler:
         data = self.train_dataset if train_dataset is None else train_dataset
-        if data is not None and len(cast(Sized, data)) != self.sampler.num_samples:
-            raise ValueError(
-                f"the sampler covers {self.sampler.num_samples} samples but the train data set "
-                f"has {len(cast(Sized, data))}"
-            )
+        if data is not None:
+            check_data_length(self.sampler, cast(Sized, data), "the train data set")
         return self.sampler
 
     def get_train_dataloader(self) -> Any:
@@ -198,29 +174,7 @@ class PruningTrainer(Trainer):
 
     def _num_epochs(self) -> int:
         """The epochs asked for: ``num_train_epochs``, or as many as ``max_steps`` needs."""
-        args, total = self.args, self.sampler.total_epochs
-        ga = args.gradient_accumulation_steps
-        if args.max_steps > 0:
-            epochs, steps = 0, 0
-            while steps < args.max_steps:
-                if total is not None and epochs == total:
-                    raise ValueError(
-                        f"max_steps={args.max_steps} exceeds the {steps} steps of the sampler's "
-                        f"total_epochs={total}"
-                    )
-                steps += self._epoch_steps(epochs, ga)
-                epochs += 1
-            return epochs
-        asked = args.num_train_epochs
-        if asked != int(asked) or asked < 1:
-            raise ValueError(
-                f"num_train_epochs must be a whole number of epochs >= 1, got {asked!r}"
-            )
-        if total is not None and total != int(asked):
-            raise ValueError(
-                f"the sampler was built for total_epochs={total} but num_train_epochs={asked}"
-            )
-        return int(asked)
+        return epochs_asked(self.args, self.sampler.total_epochs, self._epoch_steps)
 
     def set_initial_training_values(self, args: Any, dataloader: Any) -> Any:
         # Trainer sizes every epoch like the first; the sampler knows each epoch's length.
@@ -247,19 +201,7 @@ class PruningTrainer(Trainer):
         if step == 0:
             return epochs_trained, batches_trained
         # Where global_step falls among epochs of differing lengths.
-        ga, epochs = self.args.gradient_accumulation_steps, self._num_epochs()
-        epoch, done = 0, 0
-        while epoch < epochs and done + self._epoch_steps(epoch, ga) <= step:
-            done += self._epoch_steps(epoch, ga)
-            epoch += 1
-        if self.args.ignore_data_skip and step > done:
-            # Trainer would replay the epoch from its start, but the restored sampler continues
-            # where the checkpoint stopped: the epoch would run short of its planned steps.
-            raise ValueError(
-                "ignore_data_skip=True cannot resume in the middle of an epoch: the sampler "
-                "resumes exactly where the checkpoint stopped; set ignore_data_skip=False"
-            )
-        return epoch, 0 if self.args.ignore_data_skip else (step - done) * ga
+        return resume_position(step, self._num_epochs(), self.args, self._epoch_steps)
 
     def _run_epoch(self, *args: Any, **kwargs: Any) -> Any:
         bound = inspect.signature(super()._run_epoch).bind(*args, **kwargs)
@@ -318,14 +260,7 @@ class PruningTrainer(Trainer):
                 label_smoothing=self.args.label_smoothing_factor,
             )
             if self.sampler.policy.needs_correctness:
-                if labels.is_floating_point() or labels.shape != logits.shape[:-1]:
-                    raise ValueError(
-                        f"{self.sampler.policy!r} needs per-sample correctness, which "
-                        "PruningTrainer gives for single-label classification only; got labels "
-                        f"of shape {tuple(labels.shape)} ({labels.dtype}) for logits of shape "
-                        f"{tuple(logits.shape)}"
-                    )
-                correct = logits.argmax(-1) == labels
+                correct = single_label_correct(self.sampler.policy, logits, labels)
         if indices is not None:
             indices = torch.as_tensor(indices).reshape(-1)
         losses = (sums / counts.clamp(min=1)).detach()
@@ -365,9 +300,7 @@ class PruningTrainer(Trainer):
         state = self.sampler.state_dict()  # on every rank: it merges the ranks' statistics
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
-            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            path = os.path.join(self._get_output_dir(trial=trial), folder, SAMPLER_STATE_NAME)
-            torch.save(state, path)
+            save_sampler_state(state, self._get_output_dir(trial=trial), self.state.global_step)
 
     def train(
         self,
@@ -377,16 +310,7 @@ class PruningTrainer(Trainer):
         **kwargs: Any,
     ) -> Any:
         """``Trainer.train``; resuming from a checkpoint also restores the sampler's state."""
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"no checkpoint found in {self.args.output_dir}")
-        if isinstance(resume_from_checkpoint, str):
-            path = os.path.join(resume_from_checkpoint, SAMPLER_STATE_NAME)
-            if not os.path.isfile(path):
-                raise ValueError(
-                    f"{resume_from_checkpoint} holds no {SAMPLER_STATE_NAME}: it was not saved by "
-                    "a PruningTrainer, so the sampler's statistics cannot be restored"
-                )
-            self.sampler.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        resume_from_checkpoint = load_sampler_state(
+            self.sampler, resume_from_checkpoint, self.args.output_dir
+        )
         return super().train(resume_from_checkpoint, trial, ignore_keys_for_eval, **kwargs)
