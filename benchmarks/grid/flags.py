@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FLAG_COLUMNS", "append_flags", "flag_quality"]
+__all__ = ["FLAG_COLUMNS", "append_flags", "auc", "flag_quality"]
 
 FLAG_COLUMNS = (
     "method",
@@ -39,7 +39,7 @@ FLAG_COLUMNS = (
 )
 
 
-def _auc(score: torch.Tensor, positive: torch.Tensor) -> float:
+def auc(score: torch.Tensor, positive: torch.Tensor) -> float:
     from sklearn.metrics import roc_auc_score
 
     if bool(positive.all()) or not bool(positive.any()):
@@ -55,7 +55,7 @@ def flag_quality(sampler: Any, flipped: torch.Tensor) -> dict[str, float]:
     row: dict[str, float] = {
         "flipped_share": float(flipped.float().mean()),
         "seen_share": float(seen.float().mean()),
-        "auc_loss": _auc(stats.mean.cpu()[seen], flipped[seen]),
+        "auc_loss": auc(stats.mean.cpu()[seen], flipped[seen]),
     }
     guard = getattr(sampler.policy, "guard", None)
     if guard is None:
@@ -66,7 +66,7 @@ def flag_quality(sampler: Any, flipped: torch.Tensor) -> dict[str, float]:
     row["flagged_share"] = float(flag.float().mean())
     row["precision"] = hits / int(flag.sum()) if bool(flag.any()) else math.nan
     row["recall"] = hits / max(1, int(flipped.sum()))
-    row["auc_flag"] = _auc(flag.float(), flipped)
+    row["auc_flag"] = auc(flag.float(), flipped)
     row["separation"] = report.separation
     row["threshold"] = report.threshold
     return row
