@@ -99,3 +99,47 @@ def test_flag_quality_against_the_flipped_set(tmp_path: Path) -> None:
     rows = list(csv.DictReader((tmp_path / "flags.csv").open()))
     assert [r["method"] for r in rows] == ["guarded_ucb", "uniform"]
     assert list(rows[0]) == list(FLAG_COLUMNS) and rows[1]["precision"] == ""
+
+
+def test_guard_fits_table_reports_the_raw_and_winsorised_fits() -> None:
+    from benchmarks.grid.guard_fits import fit_table
+
+    g = torch.Generator().manual_seed(0)
+    flipped = torch.zeros(10000, dtype=torch.bool)
+    flipped[7800:9800] = True
+    loss = torch.cat(
+        [
+            1.8 + 0.5 * torch.randn(7800, generator=g),
+            2.7 + 0.3 * torch.randn(2000, generator=g),
+            6.0 + 2.0 * torch.randn(200, generator=g),
+        ]
+    ).clamp_min(0.05)
+    early = loss.clone()
+    early[::3] = math.nan  # two thirds seen: reported; a selection with too few is skipped
+    too_few = torch.full_like(loss, math.nan)
+    rows = fit_table([too_few, early, loss], flipped).splitlines()[2:]
+    assert len(rows) == 6 and all(r.startswith(("| 1 |", "| 2 |")) for r in rows)
+    raw, winsorised = rows[3].split(" | "), rows[4].split(" | ")
+    assert raw[3] == "raw" and winsorised[3] == "winsorised at 0.98"
+    assert float(raw[4]) < 0.03 and 0.2 < float(winsorised[4]) < 0.4  # the high share
+    assert float(winsorised[10].strip(" |")) > 0.85  # recall of the flipped labels' mode
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("3", [0, 1, 2]), ("1,2", [1, 2]), ("2,", [2])])
+def test_seeds_is_a_count_or_a_list(text: str, seeds: list[int]) -> None:
+    args = parse_args(["--config", str(QUICK), "--out", "unused", "--seeds", text])
+    assert build_config(args)["benchmark"]["seeds"] == seeds
+
+
+def test_seeds_refuses_what_is_neither(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(QUICK), "--out", "unused", "--seeds", "1,a"])
+    assert "expected a count or comma-separated integers, got '1,a'" in capsys.readouterr().err
+
+
+def test_resnet8_is_a_residual_network_of_the_benchmark() -> None:
+    from benchmarks.grid.models import build_model
+
+    model = build_model("resnet8", (3, 32, 32), 10)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert sum(p.numel() for p in model.parameters()) < 100_000  # narrow: 16/32/64 channels
