@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FLAG_COLUMNS", "append_flags", "auc", "flag_quality"]
+__all__ = ["FLAG_COLUMNS", "append_flags", "auc", "cells", "flag_quality", "precision_recall"]
 
 FLAG_COLUMNS = (
     "method",
@@ -47,6 +47,22 @@ def auc(score: torch.Tensor, positive: torch.Tensor) -> float:
     return float(roc_auc_score(positive.numpy(), score.numpy()))
 
 
+def precision_recall(flag: torch.Tensor, flipped: torch.Tensor) -> tuple[float, float]:
+    """Share of the flagged samples that are flipped (``nan`` when none is flagged), and share
+    of the flipped samples that are flagged."""
+    hits = int((flag & flipped).sum())
+    precision = hits / int(flag.sum()) if bool(flag.any()) else math.nan
+    return precision, hits / max(1, int(flipped.sum()))
+
+
+def cells(flag: torch.Tensor, flipped: torch.Tensor | None) -> tuple[str, str]:
+    """:func:`precision_recall` as two table cells, ``—`` where there is nothing to report."""
+    if flipped is None or not bool(flag.any()):
+        return "—", "—"
+    precision, recall = precision_recall(flag, flipped)
+    return f"{precision:.2f}", f"{recall:.2f}"
+
+
 def flag_quality(sampler: Any, flipped: torch.Tensor) -> dict[str, float]:
     """Figures of ``sampler``'s statistics (and its policy's guard) against ``flipped``."""
     stats = sampler.stats
@@ -62,10 +78,8 @@ def flag_quality(sampler: Any, flipped: torch.Tensor) -> dict[str, float]:
         return row
     report = guard(stats)
     flag = report.flagged.cpu()
-    hits = int((flag & flipped).sum())
     row["flagged_share"] = float(flag.float().mean())
-    row["precision"] = hits / int(flag.sum()) if bool(flag.any()) else math.nan
-    row["recall"] = hits / max(1, int(flipped.sum()))
+    row["precision"], row["recall"] = precision_recall(flag, flipped)
     row["auc_flag"] = auc(flag.float(), flipped)
     row["separation"] = report.separation
     row["threshold"] = report.threshold

@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import torch
 from torch import Tensor
 
-from benchmarks.grid.flags import auc
+from benchmarks.grid.flags import auc, cells
 from dynaprune._mixture import ashman_d, fit_two_gaussians, flag_threshold
 
 __all__ = ["fit_table"]
@@ -56,10 +56,7 @@ def fit_table(losses: list[Tensor], flipped: Tensor | None) -> str:
                 continue
             t = flag_threshold(m)
             flag = seen & (loss >= t)
-            prec = rec = "—"
-            if flipped is not None and bool(flag.any()):
-                hits = int((flag & flipped).sum())
-                prec, rec = f"{hits / int(flag.sum()):.2f}", f"{hits / int(flipped.sum()):.2f}"
+            prec, rec = cells(flag, flipped)
             lines.append(
                 f"| {i} | {float(seen.float().mean()):.2f} | {score} | {name} | {m.weight:.2f} "
                 f"| {m.mean_hi:.2f} | {ashman_d(m):.2f} | {t:.2f} "

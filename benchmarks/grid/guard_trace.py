@@ -67,6 +67,7 @@ def trace(argv: list[str], settings: dict[str, Any], dump: str | None = None) ->
     of a dict), for fitting the guard offline."""
     from benchmarks.grid.cli import build_config, parse_args
     from benchmarks.grid.data import load_data
+    from benchmarks.grid.flags import cells
     from benchmarks.grid.loaders import normalize
     from benchmarks.grid.runs import RunSpec
     from benchmarks.grid.train import RunClock, prepare_run, train_plain
@@ -101,11 +102,7 @@ def trace(argv: list[str], settings: dict[str, Any], dump: str | None = None) ->
             if m is None
             else f"| {m.weight:.2f} | {m.mean_lo:.2f} | {m.mean_hi:.2f} |"
         )
-        flag = report.flagged
-        prec = rec = "—"
-        if flipped is not None and bool(flag.any()):
-            hits = int((flag & flipped).sum())
-            prec, rec = f"{hits / int(flag.sum()):.2f}", f"{hits / int(flipped.sum()):.2f}"
+        prec, rec = cells(report.flagged, flipped)
         lines.append(
             f"| {epoch} | {seen:.2f} {fit} {report.separation:.2f} | {report.threshold:.2f} "
             f"| {report.share:.3f} | {prec} | {rec} |"
