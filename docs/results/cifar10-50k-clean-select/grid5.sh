@@ -5,6 +5,11 @@
 # workers take jobs from a queue (accuracy only):
 #   bash grid5.sh queue X > /tmp/q     # X: the candidate, e.g. guarded_ucb-robust
 #   (two workers) while read -r job; do bash grid5.sh job $job; done
+# Before the queue, the same runs as single commands (split into results/g5 per job afterwards):
+# the seed-0 screen, `run.py --config configs/cifar10-50k.yaml --lr 0.2 --keep-ratios 0.5
+# --baselines "" --seeds 1 --policies guarded_ucb-robust,guarded_ucb-robust-drop [--label-noise
+# 0.2]` and `--policies guarded_ucb-clean --label-noise 0.2`; then `--seeds 1,2 --policies
+# guarded_ucb-robust` (clean) and `--seeds 1 --policies ucb` (clean).
 # Jobs: PRESET METHOD SEED [KEEP]; PRESET one of clean, sym20, asym40 (cifar10-50k, lr 0.2) or
 # long (cifar10-long, its preset's lr 0.1). Results in results/g5/PRESET-kKEEP-METHOD-sSEED.
 set -euo pipefail
