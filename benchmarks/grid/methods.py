@@ -57,48 +57,18 @@ def _ucb_variance(cfg: dict[str, Any], num_classes: int | None) -> Any:
     return UCBPolicy(spread="variance")
 
 
-def _guarded(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb`` with the data set's chance-level loss ``log(num_classes)``."""
-    from dynaprune import GuardedUCBPolicy
+def _guarded(
+    chance_level: bool = True, **settings: Any
+) -> Callable[[dict[str, Any], int | None], Any]:
+    """A builder of ``GuardedUCBPolicy(**settings)``, given the data set's chance-level loss
+    ``log(num_classes)`` unless ``chance_level`` is false (every fit split, as DivideMix does)."""
 
-    return GuardedUCBPolicy(num_classes=num_classes)
+    def build(cfg: dict[str, Any], num_classes: int | None) -> Any:
+        from dynaprune import GuardedUCBPolicy
 
+        return GuardedUCBPolicy(num_classes=num_classes if chance_level else None, **settings)
 
-def _guarded_explore(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb`` whose flagged samples stay in the exploration draw."""
-    from dynaprune import GuardedUCBPolicy
-
-    return GuardedUCBPolicy(num_classes=num_classes, flagged="explore")
-
-
-def _guarded_robust(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb`` fitted on losses winsorised at their 98th percentile, flagged samples
-    left to the exploration draw: the two failures of ``guarded_ucb`` addressed."""
-    from dynaprune import GuardedUCBPolicy
-
-    return GuardedUCBPolicy(num_classes=num_classes, flagged="explore", tail=0.98)
-
-
-def _guarded_robust_drop(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb`` fitted on losses winsorised at their 98th percentile."""
-    from dynaprune import GuardedUCBPolicy
-
-    return GuardedUCBPolicy(num_classes=num_classes, tail=0.98)
-
-
-def _guarded_clean(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb-robust``'s guard; once it flags samples, the budget is drawn uniformly
-    from the unflagged ones (the small-loss trick), UCB while it flags none."""
-    from dynaprune import GuardedUCBPolicy
-
-    return GuardedUCBPolicy(num_classes=num_classes, tail=0.98, unflagged="uniform")
-
-
-def _guarded_split(cfg: dict[str, Any], num_classes: int | None) -> Any:
-    """``guarded_ucb`` without the chance level: every fit split, as DivideMix splits it."""
-    from dynaprune import GuardedUCBPolicy
-
-    return GuardedUCBPolicy()
+    return build
 
 
 def _onion(cfg: dict[str, Any], num_classes: int | None) -> Any:
@@ -139,12 +109,18 @@ REGISTRY: dict[str, Entry] = {
     "epsilon_greedy": Entry("policy", ("C1", "-")),
     "ucb": Entry("policy", ("C2", "-")),
     "ucb-var": Entry("policy", ("yellowgreen", "-"), policy=_ucb_variance),
-    "guarded_ucb": Entry("policy", ("forestgreen", "-"), policy=_guarded),
-    "guarded_ucb-split": Entry("policy", ("darkseagreen", "-"), policy=_guarded_split),
-    "guarded_ucb-explore": Entry("policy", ("limegreen", "-"), policy=_guarded_explore),
-    "guarded_ucb-robust": Entry("policy", ("darkgreen", "-"), policy=_guarded_robust),
-    "guarded_ucb-robust-drop": Entry("policy", ("olive", "-"), policy=_guarded_robust_drop),
-    "guarded_ucb-clean": Entry("policy", ("teal", "-"), policy=_guarded_clean),
+    "guarded_ucb": Entry("policy", ("forestgreen", "-"), policy=_guarded()),
+    "guarded_ucb-split": Entry(
+        "policy", ("darkseagreen", "-"), policy=_guarded(chance_level=False)
+    ),
+    "guarded_ucb-explore": Entry("policy", ("limegreen", "-"), policy=_guarded(flagged="explore")),
+    "guarded_ucb-robust": Entry(
+        "policy", ("darkgreen", "-"), policy=_guarded(flagged="explore", tail=0.98)
+    ),
+    "guarded_ucb-robust-drop": Entry("policy", ("olive", "-"), policy=_guarded(tail=0.98)),
+    "guarded_ucb-clean": Entry(
+        "policy", ("teal", "-"), policy=_guarded(tail=0.98, unflagged="uniform")
+    ),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end
