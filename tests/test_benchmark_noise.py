@@ -15,7 +15,7 @@ from benchmarks.grid.config import apply_overrides, load_config, validate_config
 from benchmarks.grid.data import ASYMMETRIC_PAIRS, add_label_noise, load_data
 from benchmarks.grid.flags import FLAG_COLUMNS, append_flags, flag_quality
 from benchmarks.grid.runs import RunSpec, make_sampler
-from dynaprune import DynamicPruningSampler, GuardedUCBPolicy
+from dynaprune import DynamicPruningSampler, GuardedUCBPolicy, LossStatistics
 
 QUICK = Path(__file__).resolve().parents[1] / "configs" / "quick.yaml"
 
@@ -93,7 +93,16 @@ def test_flag_quality_against_the_flipped_set(tmp_path: Path) -> None:
     assert row["threshold"] >= math.log(10)
     uniform = DynamicPruningSampler(n, keep_ratio=0.5)
     uniform.stats.update(torch.arange(n), losses, epoch=0)
-    assert set(flag_quality(uniform, flipped)) == {"flipped_share", "seen_share", "auc_loss"}
+    assert set(flag_quality(uniform, flipped)) == {
+        "flipped_share",
+        "seen_share",
+        "auc_loss",
+        "seen_flipped_share",
+    }
+    assert row["seen_flipped_share"] == pytest.approx(0.2)  # every sample seen
+    half = DynamicPruningSampler(n, keep_ratio=0.5)
+    half.stats.update(torch.arange(700, 1000), losses[700:], epoch=0)  # 200 of 300 seen flipped
+    assert flag_quality(half, flipped)["seen_flipped_share"] == pytest.approx(2 / 3)
     append_flags(tmp_path, RunSpec("guarded_ucb", 0.5, 2, 4), row)
     append_flags(tmp_path, RunSpec("uniform", 0.5, 2, 4), flag_quality(uniform, flipped))
     rows = list(csv.DictReader((tmp_path / "flags.csv").open()))
@@ -143,3 +152,34 @@ def test_resnet8_is_a_residual_network_of_the_benchmark() -> None:
     model = build_model("resnet8", (3, 32, 32), 10)
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
     assert sum(p.numel() for p in model.parameters()) < 100_000  # narrow: 16/32/64 channels
+
+
+def test_the_oracle_draws_its_exact_budget_from_the_unflipped_samples_only() -> None:
+    from benchmarks.grid.oracle import OracleCleanPolicy, oracle_policy
+
+    flipped = torch.zeros(100, dtype=torch.bool)
+    flipped[::4] = True  # 25 flipped
+    policy = oracle_policy(flipped)
+    stats, seen = LossStatistics(100), torch.zeros(100, dtype=torch.bool)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        picked = policy.select(stats, 50, generator).indices.long()
+        assert picked.numel() == 50 and picked.unique().numel() == 50
+        assert not bool(flipped[picked].any())
+        seen[picked] = True
+    assert torch.equal(seen, ~flipped)  # drawn afresh: every clean sample comes up
+    with pytest.raises(ValueError, match="num_keep=76 exceeds the 75 samples"):
+        policy.select(stats, 76, generator)
+    with pytest.raises(ValueError, match="needs label noise"):
+        oracle_policy(None)
+    with pytest.raises(ValueError, match="clean must be a 1-D bool mask"):
+        OracleCleanPolicy(torch.ones(4))
+
+
+def test_the_oracle_needs_label_noise_in_the_config() -> None:
+    cfg = load_config(QUICK)
+    cfg["pruning"]["policies"] = ["oracle-clean"]
+    with pytest.raises(ValueError, match=r"oracle-clean.*data.label_noise must be > 0, got 0.0"):
+        validate_config(cfg)
+    cfg["data"]["label_noise"] = 0.2
+    assert validate_config(cfg)["pruning"]["policies"] == ["oracle-clean"]

@@ -271,3 +271,42 @@ def test_the_benchmarks_holdout_is_a_clean_tenth_whatever_the_noise_seed() -> No
         held = clean_holdout(1000, flipped, seed)
         assert 70 <= held.numel() <= 100 and not bool(flipped[held].any())
     assert clean_holdout(1000, None, 0).numel() == 100
+
+
+def test_one_indicator_alone_is_the_linear_selector_over_that_column(data: list) -> None:
+    """``columns=("el2n",)``: the selector reads that column only, so its raw scores are a
+    monotone function of it (a learned sign and offset), while ``indicators`` keeps them all."""
+    out = learned_scores(mlp, data, selector="linear", columns=("el2n",), **small())
+    el2n = out.indicators.values[:, out.indicators.names.index("el2n")]
+    assert abs(spearman(out.raw, el2n)) == pytest.approx(1.0)
+    assert out.indicators.values.shape[1] > 1
+    both = learned_scores(mlp, data, selector="linear", columns=("el2n", "margin"), **small())
+    assert abs(spearman(both.raw, el2n)) < 1.0
+
+
+@pytest.mark.parametrize(
+    ("columns", "match"),
+    [
+        (("loss",), r"columns must name indicators in \('loss_mean'.*got 'loss'"),
+        (("class0",), "columns must name indicators in .*got 'class0'"),
+        ("el2n", "columns must be a non-empty sequence"),
+        ((), "columns must be a non-empty sequence"),
+        (("el2n", "el2n"), r"columns must be distinct, got \['el2n', 'el2n'\]"),
+    ],
+)
+def test_columns_are_checked_before_training(data: list, columns: Any, match: str) -> None:
+    def never() -> nn.Module:
+        raise AssertionError("trained before checking columns")
+
+    with pytest.raises(ValueError, match=match):
+        learned_scores(never, data, columns=columns, **small())
+
+
+def test_every_scalar_indicator_has_an_alone_method_and_static_random_costs_nothing() -> None:
+    from benchmarks.grid.methods import REGISTRY
+    from benchmarks.grid.static_scores import _RECIPES
+
+    for name in SCALARS:
+        entry = REGISTRY[f"static-alone-{name}"]
+        assert entry.kind == "static" and entry.recipe in _RECIPES
+    assert REGISTRY["static-random"].recipe in _RECIPES

@@ -239,6 +239,11 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"pruning.policies[{i}] {policy!r} needs a built-in data set (its scoring run "
                 "reads the decoded train split): it is not available with data.factory"
             )
+        if parsed.policy == "oracle-clean" and not data["label_noise"]:
+            raise ValueError(
+                f"pruning.policies[{i}] {policy!r} draws from the labels the benchmark did not "
+                f"flip: data.label_noise must be > 0, got {data['label_noise']!r}"
+            )
         if parsed.scored and data["streaming"]:
             raise ValueError(
                 f"pruning.policies[{i}] {policy!r} needs the train split in memory: "

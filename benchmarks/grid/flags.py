@@ -6,6 +6,8 @@ row to ``flags.csv``:
 
 * ``auc_loss`` — the probability that a flipped sample has a higher moving-average loss than a
   kept one (samples with a recorded loss only; 0.5 is chance): what any loss-ranking rule sees;
+* ``seen_flipped_share`` — the share of flipped labels among the samples trained on at least
+  once (for a static method: in its fixed subset; ``flipped_share`` is what chance keeps);
 * for a policy with a noise guard (``guarded_ucb``: ``policy.guard(stats)``): the share it
   flags, the flag's ``precision`` and ``recall`` against the flipped set and its ``auc_flag``
   (for a yes/no flag, the mean of the true-positive and true-negative rates), the mixture's
@@ -36,6 +38,7 @@ FLAG_COLUMNS = (
     "auc_flag",
     "separation",
     "threshold",
+    "seen_flipped_share",
 )
 
 
@@ -72,6 +75,7 @@ def flag_quality(sampler: Any, flipped: torch.Tensor) -> dict[str, float]:
         "flipped_share": float(flipped.float().mean()),
         "seen_share": float(seen.float().mean()),
         "auc_loss": auc(stats.mean.cpu()[seen], flipped[seen]),
+        "seen_flipped_share": float(flipped[seen].float().mean()) if bool(seen.any()) else math.nan,
     }
     guard = getattr(sampler.policy, "guard", None)
     if guard is None:

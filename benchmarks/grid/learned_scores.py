@@ -13,6 +13,10 @@ linear baseline, on the clock like every static method:
   set is never read);
 * 30 groups, 10 selection clusters per class, 6 PCA dimensions, the function's defaults.
 
+``static-alone-<indicator>`` (``loss_mean``, ``loss_spread``, ``forgetting``, ``el2n``,
+``margin``) is the linear baseline restricted to that one indicator: same run, groups, labels and
+selection, so that it answers whether learning a combination beats one indicator.
+
 The scores are cluster-proportional at every keep ratio, so the grid's class-balanced
 :class:`dynaprune.StaticPolicy` keeps each class's share and, within it, each cluster's.
 Each method computes its own indicators and labels (they are not shared between the two), so
@@ -21,15 +25,19 @@ each is charged its whole cost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from torch import Tensor, nn
 
 from benchmarks.grid.data import DataBundle
+from dynaprune.scores.learned.indicators import SCALARS
 
 __all__ = [
     "HOLDOUT_FRACTION",
+    "INDICATORS",
     "Scorer",
+    "alone",
     "clean_holdout",
     "learned_attention",
     "learned_linear",
@@ -41,6 +49,8 @@ HOLDOUT_FRACTION = 0.1  # share of the training set drawn for the held-out split
 # randperm(N) seeded with data.label_noise_seed (0 by default), as the split would draw them with
 # scoring seed 0, so without it every held-out sample would be a flipped one.
 _SPLIT_SALT = 7919
+# The scalar indicators, each with a ``static-alone-<name>`` method.
+INDICATORS = SCALARS
 
 
 class Scorer(Protocol):
@@ -67,8 +77,15 @@ def clean_holdout(num_train: int, flipped: Tensor | None, seed: int) -> Tensor:
     return held if flipped is None else held[~flipped[held]]
 
 
-def learned_recipe(scorer: Scorer, train: Any, common: dict[str, Any], selector: str) -> Tensor:
-    """The scores of ``static-learned`` (``selector="attention"``) or its linear baseline."""
+def learned_recipe(
+    scorer: Scorer,
+    train: Any,
+    common: dict[str, Any],
+    selector: str,
+    columns: tuple[str, ...] | None = None,
+) -> Tensor:
+    """The scores of ``static-learned`` (``selector="attention"``), its linear baseline, or the
+    linear selector over the indicator ``columns`` alone."""
     from dynaprune.learned import learned_scores
 
     data, seed, epochs = scorer.data, common["seed"], scorer.cfg["static"]["epochs"]
@@ -86,6 +103,7 @@ def learned_recipe(scorer: Scorer, train: Any, common: dict[str, Any], selector:
         epochs=epochs,
         num_classes=data.num_classes,
         train_loader=train,
+        columns=columns,
         **common,
     )
     scores: Tensor = result.scores
@@ -100,3 +118,15 @@ def learned_attention(scorer: Scorer, train: Any, common: dict[str, Any]) -> Ten
 def learned_linear(scorer: Scorer, train: Any, common: dict[str, Any]) -> Tensor:
     """``static-learned-linear``: the linear baseline over the same indicators."""
     return learned_recipe(scorer, train, common, "linear")
+
+
+def alone(name: str) -> Callable[[Scorer, Any, dict[str, Any]], Tensor]:
+    """``static-alone-<name>``: the linear selector over the indicator ``name`` alone (its
+    direction learned from the groups' labels), with the same groups, labels and
+    cluster-proportional selection: the only difference from ``static-learned-linear`` is the
+    combination of indicators."""
+
+    def recipe(scorer: Scorer, train: Any, common: dict[str, Any]) -> Tensor:
+        return learned_recipe(scorer, train, common, "linear", columns=(name,))
+
+    return recipe

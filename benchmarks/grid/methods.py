@@ -71,6 +71,13 @@ def _guarded(
     return build
 
 
+def _oracle(cfg: dict[str, Any], num_classes: int | None) -> Any:
+    raise ValueError(
+        "oracle-clean is built by the benchmark from the labels it flipped "
+        "(benchmarks.grid.oracle), not from the config"
+    )
+
+
 def _onion(cfg: dict[str, Any], num_classes: int | None) -> Any:
     """Swaps every ``ceil(epochs / 10)`` epochs, at most 5 times: the published schedule
     (every 30 of 300 epochs) scaled to the run."""
@@ -121,6 +128,8 @@ REGISTRY: dict[str, Entry] = {
     "guarded_ucb-clean": Entry(
         "policy", ("teal", "-"), policy=_guarded(tail=0.98, unflagged="uniform")
     ),
+    # a ceiling, not a method: uniform over the samples whose labels the benchmark did not flip
+    "oracle-clean": Entry("policy", ("gold", "-"), policy=_oracle),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end
@@ -137,6 +146,13 @@ REGISTRY: dict[str, Entry] = {
     "static-curvature": Entry("static", ("crimson", "-."), recipe="curvature"),
     "static-learned": Entry("static", ("darkviolet", "-."), recipe="learned"),
     "static-learned-linear": Entry("static", ("orchid", "-."), recipe="learned-linear"),
+    "static-random": Entry("static", ("dimgray", "-."), recipe="random"),
+    # the linear selector over one of its indicators alone (benchmarks.grid.learned_scores)
+    "static-alone-loss_mean": Entry("static", ("plum", ":"), recipe="alone-loss_mean"),
+    "static-alone-loss_spread": Entry("static", ("thistle", ":"), recipe="alone-loss_spread"),
+    "static-alone-forgetting": Entry("static", ("mediumpurple", ":"), recipe="alone-forgetting"),
+    "static-alone-el2n": Entry("static", ("rebeccapurple", ":"), recipe="alone-el2n"),
+    "static-alone-margin": Entry("static", ("indigo", ":"), recipe="alone-margin"),
     "rho": Entry("reducible", ("olive", "-"), irreducible="twofold"),
     "rho-holdout": Entry("reducible", ("darkkhaki", "-"), irreducible="holdout"),
     # in-batch methods dotted

@@ -25,7 +25,10 @@ The recipes (the ``static`` config section; defaults in :data:`benchmarks.grid.c
   ``static.epochs`` epochs, over ``static.curvature_directions`` Rademacher directions.
 * ``static-learned`` / ``static-learned-linear`` (InstructionGPT-4's selector, Wei et al. 2023):
   a selector learned over indicators from a ``static.epochs``-epoch proxy run
-  (:mod:`benchmarks.grid.learned_scores`).
+  (:mod:`benchmarks.grid.learned_scores`); ``static-alone-<indicator>``: the linear selector over
+  one of its indicators alone.
+* ``static-random``: a random subset (uniform scores drawn with the scoring seed), fixed for the
+  whole run: the static counterpart of ``uniform``; it costs nothing to score.
 
 Scoring trains with the run's optimizer settings (SGD or AdamW, learning rate, momentum, weight
 decay) and the learning-rate schedule of ``full`` (warm-up, then cosine over ``train.epochs``),
@@ -49,7 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.grid.data import DataBundle
-from benchmarks.grid.learned_scores import learned_attention, learned_linear
+from benchmarks.grid.learned_scores import INDICATORS, alone, learned_attention, learned_linear
 from benchmarks.grid.loaders import DeviceLoader, normalize
 from benchmarks.grid.methods import REGISTRY, STATIC_METHODS
 from benchmarks.grid.models import build_model
@@ -288,6 +291,10 @@ class StaticScorer:
             **common,
         ).scores
 
+    def _random(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
+        generator = torch.Generator().manual_seed(common["seed"])
+        return torch.rand(self.data.num_train, generator=generator)
+
     def _herding(self, train: _IndexedLoader, common: dict[str, Any]) -> Tensor:
         return self._coreset("static-herding", common["seed"], train)
 
@@ -323,4 +330,6 @@ _RECIPES: dict[str, Callable[[StaticScorer, _IndexedLoader, dict[str, Any]], Ten
     "kcenter": StaticScorer._kcenter,
     "learned": learned_attention,
     "learned-linear": learned_linear,
+    "random": StaticScorer._random,
+    **{f"alone-{name}": alone(name) for name in INDICATORS},
 }

@@ -20,6 +20,7 @@ The result's ``scores`` rank for :class:`~dynaprune.StaticPolicy` (optionally cl
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from dynaprune._checks import check_choice, check_count, check_fraction
 from dynaprune.scores._training import Batches, ModelFactory, OptimizerFactory
 from dynaprune.scores.learned.groups import class_clusters, mixed_groups, proxy_accuracy
-from dynaprune.scores.learned.indicators import Indicators, training_indicators
+from dynaprune.scores.learned.indicators import SCALARS, Indicators, training_indicators
 from dynaprune.scores.learned.select import proportional_scores
 from dynaprune.scores.learned.selector import SELECTORS, fit_selector, selector_scores
 
@@ -95,6 +96,7 @@ def learned_scores(
     optimizer: OptimizerFactory | None = None,
     device: torch.device | str | None = None,
     num_samples: int | None = None,
+    columns: Sequence[str] | None = None,
 ) -> LearnedScores:
     """Scores every training sample with a selector learned from what groups of samples do to a
     proxy model (module docstring).
@@ -126,6 +128,10 @@ def learned_scores(
         optimizer: the indicators' run's optimizer factory.
         device: where to train and score.
         num_samples: data set size; default ``len(loader.dataset)`` or the samples yielded.
+        columns: the indicators the selector reads, by :attr:`Indicators.names` (e.g.
+            ``("el2n",)``: one indicator alone, its direction learned from the groups, to ask
+            whether the combination beats it); default all of them. ``indicators`` still holds
+            every column.
 
     Raises:
         ValueError: for arguments out of range, for indicators that cannot be computed (no
@@ -148,6 +154,7 @@ def learned_scores(
     check_count("seed", seed, 0)
     if not isinstance(holdout, Tensor):
         check_fraction("holdout", holdout, open_low=True, open_high=True)
+    _check_columns(columns, pca_dims)
     ind = training_indicators(
         model_factory,
         loader,
@@ -181,16 +188,37 @@ def learned_scores(
         num_classes=_classes(ind),
         steps=proxy_steps,
     )
+    values = ind.values
+    if columns is not None:
+        values = values[:, [ind.names.index(name) for name in columns]].contiguous()
     model = fit_selector(
-        selector, ind.values, groups, labels, epochs=selector_epochs, set_size=set_size, seed=seed
+        selector, values, groups, labels, epochs=selector_epochs, set_size=set_size, seed=seed
     )
-    raw = selector_scores(model, ind.values, groups, set_size=set_size, seed=seed)
+    raw = selector_scores(model, values, groups, set_size=set_size, seed=seed)
     clusters = class_clusters(ind.embedding, ind.labels, clusters_per_class, seed=seed)
     scores = proportional_scores(raw, clusters)
     if scores.device.type == "cuda":
         torch.cuda.synchronize(scores.device)
     seconds = time.perf_counter() - start
     return LearnedScores(scores, raw, clusters, groups, labels, ind, model, seconds)
+
+
+def _check_columns(columns: Sequence[str] | None, pca_dims: int) -> None:
+    """Raises unless ``columns`` is ``None`` or names distinct scalar or embedding indicators
+    (the class columns are known only once the labels are read, and a class alone ranks
+    nothing within a class)."""
+    if columns is None:
+        return
+    known = (*SCALARS, *(f"embed{i}" for i in range(pca_dims)))
+    if isinstance(columns, str) or not columns:
+        raise ValueError(
+            f"columns must be a non-empty sequence of names in {known}, got {columns!r}"
+        )
+    for name in columns:
+        if name not in known:
+            raise ValueError(f"columns must name indicators in {known}, got {name!r}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"columns must be distinct, got {list(columns)}")
 
 
 def _classes(ind: Indicators) -> int:
