@@ -5,7 +5,7 @@
 # ratios share its scoring run); one-thread workers take jobs from a queue (accuracy only):
 #   bash grid.sh queue > /tmp/q          # every job, seed by seed
 #   (each worker) while read -r job; do bash grid.sh job $job; done < /tmp/q
-#   python docs/results/cifar10-learned/merge.py    # results/l24/* -> clean/, noise20/
+#   bash grid.sh merge                    # results/l24/* -> clean/, noise20/, with the reports
 # Jobs: SET METHOD SEED, SET one of clean, noise20. Results in results/l24/SET-METHOD-sSEED.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -17,7 +17,13 @@ if [ "$1" = queue ]; then
     echo "$set $m $s"; done; done; done
   exit 0
 fi
-[ "$1" = job ] || { echo "usage: grid.sh queue | job SET METHOD SEED" >&2; exit 2; }
+if [ "$1" = merge ]; then
+  for set in clean noise20; do
+    python -m benchmarks.grid.merge docs/results/cifar10-learned/$set results/l24/$set-*
+  done
+  exit 0
+fi
+[ "$1" = job ] || { echo "usage: grid.sh queue | job SET METHOD SEED | merge" >&2; exit 2; }
 set=$2; method=$3; seed=$4
 out=results/l24/$set-$method-s$seed
 [ -f "$out/runs.csv" ] && exit 0  # done already
