@@ -159,7 +159,7 @@ def test_the_oracle_draws_its_exact_budget_from_the_unflipped_samples_only() -> 
 
     flipped = torch.zeros(100, dtype=torch.bool)
     flipped[::4] = True  # 25 flipped
-    policy = oracle_policy(flipped)
+    policy = oracle_policy("oracle-clean", flipped)
     stats, seen = LossStatistics(100), torch.zeros(100, dtype=torch.bool)
     generator = torch.Generator().manual_seed(0)
     for _ in range(20):
@@ -170,8 +170,10 @@ def test_the_oracle_draws_its_exact_budget_from_the_unflipped_samples_only() -> 
     assert torch.equal(seen, ~flipped)  # drawn afresh: every clean sample comes up
     with pytest.raises(ValueError, match="num_keep=76 exceeds the 75 samples"):
         policy.select(stats, 76, generator)
-    with pytest.raises(ValueError, match="needs label noise"):
-        oracle_policy(None)
+    with pytest.raises(ValueError, match="oracle-clean needs label noise"):
+        oracle_policy("oracle-clean", None)
+    with pytest.raises(ValueError, match="name must be one of"):
+        oracle_policy("oracle", flipped)
     with pytest.raises(ValueError, match="clean must be a 1-D bool mask"):
         OracleCleanPolicy(torch.ones(4))
 
@@ -183,3 +185,27 @@ def test_the_oracle_needs_label_noise_in_the_config() -> None:
         validate_config(cfg)
     cfg["data"]["label_noise"] = 0.2
     assert validate_config(cfg)["pruning"]["policies"] == ["oracle-clean"]
+
+
+def test_the_rate_oracle_excludes_the_flipped_share_of_highest_losses_once_measured() -> None:
+    from benchmarks.grid.oracle import OracleRatePolicy, oracle_policy
+
+    flipped = torch.zeros(100, dtype=torch.bool)
+    flipped[:20] = True
+    policy = oracle_policy("oracle-rate", flipped)
+    assert isinstance(policy, OracleRatePolicy) and policy.rate == pytest.approx(0.2)
+    stats, generator = LossStatistics(100), torch.Generator().manual_seed(0)
+    first = policy.select(stats, 80, generator).indices  # nothing measured: nothing excluded
+    assert first.unique().numel() == 80
+    # half measured, samples 50-59 the highest: the 20 excluded are all measured ones
+    losses = torch.linspace(0.1, 1.0, 50)
+    losses[:10] = 5.0
+    stats.update(torch.arange(50, 100), losses, epoch=0)
+    top = set(range(50, 60)) | set((torch.arange(60, 100)[losses[10:].argsort()[-10:]]).tolist())
+    for _ in range(5):
+        picked = set(policy.select(stats, 80, generator).indices.tolist())
+        assert len(picked) == 80 and not picked & top
+    with pytest.raises(ValueError, match="num_keep=81 exceeds the 80 samples left"):
+        policy.select(stats, 81, generator)
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\), got 1.0"):
+        OracleRatePolicy(1.0)

@@ -19,7 +19,7 @@ from benchmarks.grid.flags import append_flags, flag_quality
 from benchmarks.grid.loaders import normalize
 from benchmarks.grid.methods import BASELINES
 from benchmarks.grid.methods import method as parse
-from benchmarks.grid.oracle import ORACLE, oracle_policy
+from benchmarks.grid.oracle import ORACLES, oracle_policy
 from benchmarks.grid.report import append_run, load_results, summarize, write_summary
 from benchmarks.grid.runs import RunSpec, build_grid
 from benchmarks.grid.static_scores import StaticScorer
@@ -154,8 +154,8 @@ def run_benchmark(
                 )
 
             policy, scoring = _static_policy(spec, scorer, data, console)
-            if spec.pruned and spec.parsed.policy == ORACLE:
-                policy = oracle_policy(getattr(data, "flipped", None))
+            if spec.pruned and spec.parsed.policy in ORACLES:
+                policy = oracle_policy(spec.parsed.policy, getattr(data, "flipped", None))
             irreducible = None
             if spec.pruned and spec.parsed.irreducible is not None:
                 policy, irreducible, scoring = _reducible(spec, scorer, console)

@@ -239,7 +239,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"pruning.policies[{i}] {policy!r} needs a built-in data set (its scoring run "
                 "reads the decoded train split): it is not available with data.factory"
             )
-        if parsed.policy == "oracle-clean" and not data["label_noise"]:
+        if parsed.policy in ("oracle-clean", "oracle-rate") and not data["label_noise"]:
             raise ValueError(
                 f"pruning.policies[{i}] {policy!r} draws from the labels the benchmark did not "
                 f"flip: data.label_noise must be > 0, got {data['label_noise']!r}"

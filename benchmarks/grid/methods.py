@@ -73,7 +73,7 @@ def _guarded(
 
 def _oracle(cfg: dict[str, Any], num_classes: int | None) -> Any:
     raise ValueError(
-        "oracle-clean is built by the benchmark from the labels it flipped "
+        "the oracles are built by the benchmark from the labels it flipped "
         "(benchmarks.grid.oracle), not from the config"
     )
 
@@ -128,8 +128,10 @@ REGISTRY: dict[str, Entry] = {
     "guarded_ucb-clean": Entry(
         "policy", ("teal", "-"), policy=_guarded(tail=0.98, unflagged="uniform")
     ),
-    # a ceiling, not a method: uniform over the samples whose labels the benchmark did not flip
+    # ceilings, not methods (benchmarks.grid.oracle): uniform over the samples whose labels the
+    # benchmark did not flip; uniform after excluding the flipped share of highest losses
     "oracle-clean": Entry("policy", ("gold", "-"), policy=_oracle),
+    "oracle-rate": Entry("policy", ("goldenrod", "-"), policy=_oracle),
     "moderate": Entry("policy", ("purple", "-")),
     "soft": Entry("policy", ("C3", "-")),
     # InfoBatch's published rule: score = last loss (momentum 0), full data at the end
