@@ -5,7 +5,9 @@ of one run, and the flipped-label mask under the benchmark's label noise) and pr
 selection after half the samples have a loss, the fit of :func:`dynaprune._mixture.
 fit_two_gaussians` on the raw losses and on losses winsorised at their 95th and 98th
 percentiles: the high component's share and mean, Ashman's D, the flag threshold, the share
-flagged and, under noise, the flags' precision and recall and the AUC of the loss itself::
+flagged and, under noise, the flags' precision and recall, the AUC of the loss itself and the
+precision of excluding the true noise rate by loss (the flipped share of the highest losses, as
+many as there are flipped labels)::
 
     python benchmarks/grid/guard_trace.py --config configs/cifar10-50k.yaml \\
         --data-root ../shared/data/cifar10-jpeg --keep-ratios 0.5 --lr 0.2 --label-noise 0.2 \\
@@ -31,23 +33,35 @@ from torch import Tensor
 from benchmarks.grid.flags import auc, cells
 from dynaprune._mixture import ashman_d, fit_two_gaussians, flag_threshold
 
-__all__ = ["fit_table"]
+__all__ = ["fit_table", "top_precision"]
 
 TAILS = (None, 0.98, 0.95)
+
+
+def top_precision(loss: Tensor, flipped: Tensor | None) -> str:
+    """The share of flipped labels among the measured samples of highest loss, as many as there
+    are flipped labels: what excluding the true noise rate by loss would exclude correctly."""
+    if flipped is None:
+        return "—"
+    seen = ~loss.isnan()
+    k = min(int(flipped.sum()), int(seen.sum()))
+    top = torch.where(seen, loss, torch.full_like(loss, -math.inf)).topk(k).indices
+    return f"{float(flipped[top].float().mean()):.3f}"
 
 
 def fit_table(losses: list[Tensor], flipped: Tensor | None) -> str:
     """The markdown table of the fits at every selection where half the samples have a loss."""
     lines = [
-        "| selection | seen | AUC of the loss | fit | high share | high mean | D | threshold "
-        "| flagged | precision | recall |",
-        "|---:" * 3 + "|---" + "|---:" * 7 + "|",
+        "| selection | seen | AUC of the loss | precision at the noise rate | fit | high share "
+        "| high mean | D | threshold | flagged | precision | recall |",
+        "|---:" * 4 + "|---" + "|---:" * 7 + "|",
     ]
     for i, loss in enumerate(losses):
         seen = ~loss.isnan()
         if float(seen.float().mean()) < 0.5:
             continue
         score = "—" if flipped is None else f"{auc(loss[seen], flipped[seen]):.3f}"
+        score += f" | {top_precision(loss, flipped)}"
         for tail in TAILS:
             m = fit_two_gaussians(loss.nan_to_num(0.0), seen, tail=tail)
             name = "raw" if tail is None else f"winsorised at {tail:.2f}"
