@@ -111,7 +111,7 @@ def test_flag_quality_against_the_flipped_set(tmp_path: Path) -> None:
 
 
 def test_guard_fits_table_reports_the_raw_and_winsorised_fits() -> None:
-    from benchmarks.grid.guard_fits import fit_table
+    from benchmarks.grid.guard_fits import fit_table, top_precision
 
     g = torch.Generator().manual_seed(0)
     flipped = torch.zeros(10000, dtype=torch.bool)
@@ -129,9 +129,19 @@ def test_guard_fits_table_reports_the_raw_and_winsorised_fits() -> None:
     rows = fit_table([too_few, early, loss], flipped).splitlines()[2:]
     assert len(rows) == 6 and all(r.startswith(("| 1 |", "| 2 |")) for r in rows)
     raw, winsorised = rows[3].split(" | "), rows[4].split(" | ")
-    assert raw[3] == "raw" and winsorised[3] == "winsorised at 0.98"
-    assert float(raw[4]) < 0.03 and 0.2 < float(winsorised[4]) < 0.4  # the high share
-    assert float(winsorised[10].strip(" |")) > 0.85  # recall of the flipped labels' mode
+    assert raw[4] == "raw" and winsorised[4] == "winsorised at 0.98"
+    assert float(raw[5]) < 0.03 and 0.2 < float(winsorised[5]) < 0.4  # the high share
+    assert float(winsorised[11].strip(" |")) > 0.85  # recall of the flipped labels' mode
+    assert raw[3] == winsorised[3] == top_precision(loss, flipped)  # once per selection
+
+
+def test_precision_at_the_noise_rate_counts_flipped_among_the_highest_measured_losses() -> None:
+    from benchmarks.grid.guard_fits import top_precision
+
+    flipped = torch.tensor([True, True, False, False, False, False])
+    loss = torch.tensor([5.0, 0.1, 4.0, 0.2, math.nan, 0.3])  # top 2 measured: samples 0 and 2
+    assert top_precision(loss, flipped) == "0.500"
+    assert top_precision(loss, None) == "—"
 
 
 @pytest.mark.parametrize(("text", "seeds"), [("3", [0, 1, 2]), ("1,2", [1, 2]), ("2,", [2])])
