@@ -61,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--amp", choices=("none", "bf16"), default="none")
     p.add_argument("--max-steps", type=int, default=None, help="stop each epoch early (smoke)")
+    p.add_argument(
+        "--at-target",
+        action="store_true",
+        help="throughput only: every step at the target keep rate, the schedule skipped "
+        "(accuracies are not those of the method)",
+    )
     args = p.parse_args(argv)
     for keep in [*args.keeps, *args.curve]:
         if not 0 < keep <= 1:
@@ -113,7 +119,8 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate((epoch + step / batches) / epochs)
             if isinstance(method.model, TokenPruner):  # the keep rates step per iteration, as
-                method.model.set_epoch(epoch + step / batches)  # in EViT and Tri-Level-ViT
+                at = float(epochs) if args.at_target else epoch + step / batches  # in EViT and
+                method.model.set_epoch(at)  # Tri-Level-ViT; the schedule ends by epoch E
             with autocast:
                 logits = method.model(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=SMOOTHING)
