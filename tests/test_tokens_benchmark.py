@@ -58,7 +58,7 @@ def test_one_short_run_fills_a_row(name):
     images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 10, (48,), generator=g)
     data = DataBundle(images, labels, images[:20], labels[:20], 10, (0.5,) * 3, (0.25,) * 3)
-    args = argparse.Namespace(device="cpu", batch_size=16, amp="none", max_steps=2)
+    args = argparse.Namespace(device="cpu", batch_size=16, amp="none", max_steps=2, at_target=False)
     method = build_method(name, 0.5, build_model("tiny", 32, 10, 0), 48, 2, 0)
     row = train(method, data, args, epochs=2, seed=0)
     assert set(row) == set(RUN_COLUMNS) - {"method", "keep_ratio", "seed"}
@@ -91,3 +91,20 @@ def test_summary_pairs_by_seed_against_full_and_its_curve():
     assert drop["acc_delta"] == pytest.approx(-1.5)  # (79 - 80 + 80 - 82) / 2
     assert drop["delta_vs_curve"] == pytest.approx(3.5)  # 79 - 75, 80 - 77
     assert drop["test_acc_mean"] == 79.5 and drop["seeds"] == 2
+
+
+def test_at_target_times_every_step_at_the_target_keep_rate():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (32,), generator=g)
+    data = DataBundle(images, labels, images[:8], labels[:8], 10, (0.5,) * 3, (0.25,) * 3)
+    tokens = {}
+    for at_target in (False, True):
+        args = argparse.Namespace(
+            device="cpu", batch_size=16, amp="none", max_steps=1, at_target=at_target
+        )
+        method = build_method("drop", 0.5, build_model("tiny", 32, 10, 0), 32, 1, 0)
+        tokens[at_target] = train(method, data, args, epochs=1, seed=0)["tokens_per_block"]
+    assert tokens[False] == 64  # the first step of the schedule keeps every token
+    assert tokens[True] < 64
+    assert parse_args(["--out", "x", "--at-target"]).at_target
