@@ -219,3 +219,10 @@ def test_the_rate_oracle_excludes_the_flipped_share_of_highest_losses_once_measu
         policy.select(stats, 81, generator)
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\), got 1.0"):
         OracleRatePolicy(1.0)
+
+
+def test_model_picks_a_built_in_model_and_names_a_bad_one() -> None:
+    args = parse_args(["--config", str(QUICK), "--out", "x", "--model", "resnet8"])
+    assert build_config(args)["model"]["name"] == "resnet8"
+    with pytest.raises(ValueError, match="unknown model.name 'vgg'"):
+        build_config(parse_args(["--config", str(QUICK), "--out", "x", "--model", "vgg"]))

@@ -107,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "bird->airplane, deer->horse, cat<->dog)",
     )
     parser.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
+    parser.add_argument("--model", help="a built-in model (model.name), e.g. resnet8")
     parser.add_argument("--eval-every", type=int, help="evaluate after every n-th epoch")
     parser.add_argument(
         "--curve",
@@ -160,6 +161,7 @@ _FLAGS = {
     "label_noise": "data.label_noise",
     "label_noise_kind": "data.label_noise_kind",
     "lr": "train.lr",
+    "model": "model.name",
     "eval_every": "train.eval_every",
     "curve": "benchmark.curve",
     "model_factory": "model.factory",

@@ -10,8 +10,9 @@
 # --baselines "" --seeds 1 --policies guarded_ucb-robust,guarded_ucb-robust-drop [--label-noise
 # 0.2]` and `--policies guarded_ucb-clean --label-noise 0.2`; then `--seeds 1,2 --policies
 # guarded_ucb-robust` (clean) and `--seeds 1 --policies ucb` (clean).
-# Jobs: PRESET METHOD SEED [KEEP]; PRESET one of clean, sym20, asym40 (cifar10-50k, lr 0.2) or
-# long (cifar10-long, its preset's lr 0.1). Results in results/g5/PRESET-kKEEP-METHOD-sSEED.
+# Jobs: PRESET METHOD SEED [KEEP]; PRESET one of clean, sym20, asym40 (cifar10-50k, lr 0.2),
+# r8clean, r8sym20 (the same with the CIFAR ResNet-8, the second architecture) or long
+# (cifar10-long, its preset's lr 0.1). Results in results/g5/PRESET-kKEEP-METHOD-sSEED.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 if [ "$1" = queue ]; then
@@ -34,6 +35,8 @@ case $preset in
   sym20) extra=(--label-noise 0.2) ;;
   asym40) extra=(--label-noise 0.4 --label-noise-kind asymmetric) ;;
   long) extra=() ;;
+  r8clean) extra=(--model resnet8) ;;
+  r8sym20) extra=(--model resnet8 --label-noise 0.2) ;;
   *) echo "unknown preset $preset" >&2; exit 2 ;;
 esac
 config=configs/cifar10-50k.yaml; lr=(--lr 0.2)
