@@ -193,6 +193,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
             (0, 1], a missing data root, an unknown dataset or model.
     """
     from benchmarks.grid.methods import is_method, method, valid_methods
+    from benchmarks.grid.oracle import ORACLES
 
     data, train, pruning, bench = cfg["data"], cfg["train"], cfg["pruning"], cfg["benchmark"]
     own_data = _validate_factories(cfg)
@@ -239,7 +240,7 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"pruning.policies[{i}] {policy!r} needs a built-in data set (its scoring run "
                 "reads the decoded train split): it is not available with data.factory"
             )
-        if parsed.policy in ("oracle-clean", "oracle-rate") and not data["label_noise"]:
+        if parsed.policy in ORACLES and not data["label_noise"]:
             raise ValueError(
                 f"pruning.policies[{i}] {policy!r} draws from the labels the benchmark did not "
                 f"flip: data.label_noise must be > 0, got {data['label_noise']!r}"

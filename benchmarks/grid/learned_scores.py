@@ -31,11 +31,9 @@ from typing import Any, Protocol
 from torch import Tensor, nn
 
 from benchmarks.grid.data import DataBundle
-from dynaprune.scores.learned.indicators import SCALARS
 
 __all__ = [
     "HOLDOUT_FRACTION",
-    "INDICATORS",
     "Scorer",
     "alone",
     "clean_holdout",
@@ -49,8 +47,6 @@ HOLDOUT_FRACTION = 0.1  # share of the training set drawn for the held-out split
 # randperm(N) seeded with data.label_noise_seed (0 by default), as the split would draw them with
 # scoring seed 0, so without it every held-out sample would be a flipped one.
 _SPLIT_SALT = 7919
-# The scalar indicators, each with a ``static-alone-<name>`` method.
-INDICATORS = SCALARS
 
 
 class Scorer(Protocol):

@@ -85,7 +85,7 @@ class OracleRatePolicy(PruningPolicy):
         measured = stats.count > 0
         drop = min(round(self.rate * n), int(measured.sum()))
         score = torch.where(measured, stats.mean, torch.full_like(stats.mean, -math.inf))
-        pool = ~largest(score, drop, generator) if drop > 0 else torch.ones_like(measured)
+        pool = ~largest(score, drop, generator)  # none excluded while drop is 0
         left = n - drop
         if num_keep > left:
             raise ValueError(

@@ -52,11 +52,12 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.grid.data import DataBundle
-from benchmarks.grid.learned_scores import INDICATORS, alone, learned_attention, learned_linear
+from benchmarks.grid.learned_scores import alone, learned_attention, learned_linear
 from benchmarks.grid.loaders import DeviceLoader, normalize
 from benchmarks.grid.methods import REGISTRY, STATIC_METHODS
 from benchmarks.grid.models import build_model
 from benchmarks.grid.train import make_optimizer, make_scheduler
+from dynaprune.scores.learned.indicators import SCALARS
 
 __all__ = ["STATIC_METHODS", "StaticScorer"]
 
@@ -331,5 +332,5 @@ _RECIPES: dict[str, Callable[[StaticScorer, _IndexedLoader, dict[str, Any]], Ten
     "learned": learned_attention,
     "learned-linear": learned_linear,
     "random": StaticScorer._random,
-    **{f"alone-{name}": alone(name) for name in INDICATORS},
+    **{f"alone-{name}": alone(name) for name in SCALARS},  # each indicator of the selector
 }
