@@ -19,6 +19,7 @@ __all__ = [
     "check_choice",
     "check_count",
     "check_fraction",
+    "check_index_range",
     "check_index_tensor",
     "check_losses",
     "check_not_meta",
@@ -172,3 +173,17 @@ def check_vector(name: str, value: Any, *, floating: bool) -> Tensor:
         kind = "a floating-point" if floating else "an integer"
         raise TypeError(f"{name} must have {kind} dtype, got {value.dtype}")
     return value
+
+
+def check_index_range(indices: Tensor, num_samples: int) -> None:
+    """Refuse sample indices outside ``[0, num_samples)``: a negative index would otherwise wrap
+    around to the end, as in Python. On the CPU an ``IndexError`` is raised at once; on an
+    accelerator the check is an asynchronous device assertion, since reading it back would
+    need a host sync."""
+    if indices.device.type == "cpu":
+        bad = (indices < 0) | (indices >= num_samples)
+        if bad.any():
+            raise IndexError(f"indices must be in [0, {num_samples}), got {indices[bad][0].item()}")
+    else:
+        ok = ((indices >= 0) & (indices < num_samples)).all()
+        torch._assert_async(ok, f"indices must be in [0, {num_samples})")

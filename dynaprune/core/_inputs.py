@@ -10,8 +10,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dynaprune._checks import check_not_meta
-from dynaprune.core.statistics import check_index_range
+from dynaprune._checks import check_index_range, check_not_meta
 from dynaprune.policies.base import PruningPolicy
 
 __all__ = ["check_correct", "check_indices", "check_process_group", "must_follow", "resolve_length"]

@@ -36,28 +36,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dynaprune._checks import check_index_range
 from dynaprune.core._stats_report import summarize
 from dynaprune.core._stats_state import check_statistics_state
 from dynaprune.core.forgetting import ForgettingTracker
 
-__all__ = ["LossStatistics", "check_index_range"]
+__all__ = ["LossStatistics"]
 
 _FIELDS = ("mean", "var", "count", "seen")
 _FLOAT32_MAX = torch.finfo(torch.float32).max
-
-
-def check_index_range(indices: Tensor, num_samples: int) -> None:
-    """Refuse sample indices outside ``[0, num_samples)``: a negative index would otherwise wrap
-    around to the end, as in Python. On the CPU an ``IndexError`` is raised at once; on an
-    accelerator the check is an asynchronous device assertion, since reading it back would
-    need a host sync."""
-    if indices.device.type == "cpu":
-        bad = (indices < 0) | (indices >= num_samples)
-        if bad.any():
-            raise IndexError(f"indices must be in [0, {num_samples}), got {indices[bad][0].item()}")
-    else:
-        ok = ((indices >= 0) & (indices < num_samples)).all()
-        torch._assert_async(ok, f"indices must be in [0, {num_samples})")
 
 
 class LossStatistics:
