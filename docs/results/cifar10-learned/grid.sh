@@ -9,6 +9,11 @@
 #   bash grid.sh merge                    # results/l24/* -> clean/, noise20/, with the reports
 # Jobs: SET METHOD SEED [KEEPS], SET one of clean, noise20, KEEPS default 0.3,0.5 (results in
 # results/l24/SET-METHOD-sSEED, or SET-METHOD-sSEED-kKEEPS when KEEPS is given).
+# The whole 50k set (configs/cifar10-50k.yaml at lr 0.2, the preset and learning rate of
+# docs/clean-selection.md, whose uniform runs at keep 0.3 and 0.5 this grid pairs with): sets
+# clean50k and noise50k, queued by `bash grid.sh queue50k`, merged by `bash grid.sh merge50k`
+# into 50k-clean/ and 50k-noise20/ with uniform's rows from
+# docs/results/cifar10-50k-clean-select/rerun (the same command, run on the same machine).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 # the comparison first, then each of the selector's indicators alone
@@ -24,23 +29,41 @@ if [ "$1" = queue ]; then
     echo "$set $m $s 0.5"; done; done; done  # at keep 0.5 only, to fit the session
   exit 0
 fi
+if [ "$1" = queue50k ]; then
+  for s in 0 1 2; do for set in noise50k clean50k; do
+    for m in static-learned-linear static-random static-herding static-learned; do
+      echo "$set $m $s"; done; done; done
+  for s in 0 1 2; do for set in noise50k clean50k; do echo "$set uniform $s 0.7"; done; done
+  exit 0
+fi
+if [ "$1" = merge50k ]; then
+  rerun=docs/results/cifar10-50k-clean-select/rerun
+  python -m benchmarks.grid.merge docs/results/cifar10-learned/50k-clean \
+    $rerun/clean-k0.3 $rerun/clean-k0.5 results/l24/clean50k-*
+  python -m benchmarks.grid.merge docs/results/cifar10-learned/50k-noise20 \
+    $rerun/sym20-k0.3 $rerun/sym20-k0.5 results/l24/noise50k-*
+  exit 0
+fi
 if [ "$1" = merge ]; then
   for set in clean noise20; do
     python -m benchmarks.grid.merge docs/results/cifar10-learned/$set results/l24/$set-*
   done
   exit 0
 fi
-[ "$1" = job ] || { echo "usage: grid.sh queue | job SET METHOD SEED [KEEPS] | merge" >&2; exit 2; }
+[ "$1" = job ] || { echo "usage: grid.sh queue | queue50k | job SET METHOD SEED [KEEPS] | merge | merge50k" >&2; exit 2; }
 set=$2; method=$3; seed=$4; keeps=${5:-0.3,0.5}
 out=results/l24/$set-$method-s$seed${5:+-k$5}
 [ -f "$out/runs.csv" ] && exit 0  # done already
 rm -rf "$out"
+config=configs/cifar10-cpu.yaml; extra=(--eval-every 16)
 case $set in
-  clean) extra=() ;;
-  noise20) extra=(--label-noise 0.2) ;;
+  clean) ;;
+  noise20) extra+=(--label-noise 0.2) ;;
+  clean50k) config=configs/cifar10-50k.yaml; extra=(--lr 0.2) ;;
+  noise50k) config=configs/cifar10-50k.yaml; extra=(--lr 0.2 --label-noise 0.2) ;;
   *) echo "unknown set $set" >&2; exit 2 ;;
 esac
-python benchmarks/run.py --config configs/cifar10-cpu.yaml --data-root ../shared/data/cifar10-jpeg \
-  --no-progress --curve "" --baselines "" --eval-every 16 "${extra[@]}" --keep-ratios "$keeps" \
+python benchmarks/run.py --config $config --data-root ../shared/data/cifar10-jpeg \
+  --no-progress --curve "" --baselines "" "${extra[@]}" --keep-ratios "$keeps" \
   --seeds "$seed," \
   --policies "$method" --out "$out"
