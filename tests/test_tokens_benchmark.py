@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.grid.data import DataBundle
 from benchmarks.vit.methods import METHODS, build_method, build_model, schedule_epochs
-from benchmarks.vit.report import RUN_COLUMNS, curve_accuracy, summarize
+from benchmarks.vit.report import RUN_COLUMNS, curve_accuracy, merge_runs, summarize
 from benchmarks.vit.run import learning_rate, parse_args, plan, train
 from dynaprune import DynamicPruningSampler, OnionPolicy
 from dynaprune.tokens import TokenPruner
@@ -108,3 +108,45 @@ def test_at_target_times_every_step_at_the_target_keep_rate():
     assert tokens[False] == 64  # the first step of the schedule keeps every token
     assert tokens[True] < 64
     assert parse_args(["--out", "x", "--at-target"]).at_target
+
+
+def _write_part(folder, rows, **config):
+    import csv
+    import json
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model": "vit-mini", **config}))
+    with (folder / "runs.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
+        writer.writeheader()
+        for method, keep, seed, epochs, acc in rows:
+            writer.writerow({"method": method, "keep_ratio": keep, "seed": seed,
+                             "epochs": epochs, "steps": 10, "train_images": 1280,
+                             "final_acc": acc, "train_seconds": 10.0 * keep,
+                             "images_per_second": 128 / keep, "seconds_per_epoch": keep,
+                             "tokens_per_block": 64 * keep})  # fmt: skip
+
+
+def test_merge_runs_unions_parts_replaces_reruns_and_writes_the_report(tmp_path):
+    import csv
+
+    _write_part(tmp_path / "a", [("full", 1.0, 0, 10, 80.0), ("drop", 0.5, 0, 10, 70.0)])
+    _write_part(tmp_path / "b", [("full", 1.0, 1, 10, 82.0), ("drop", 0.5, 1, 10, 79.0)])
+    out = tmp_path / "out"
+    assert merge_runs(out, [tmp_path / "a", tmp_path / "b"]) == 4
+    _write_part(tmp_path / "c", [("drop", 0.5, 0, 10, 78.0)])  # a rerun of seed 0
+    assert merge_runs(out, [tmp_path / "c"]) == 4
+    with (out / "summary.csv").open() as f:
+        drop = next(r for r in csv.DictReader(f) if r["method"] == "drop")
+    assert float(drop["acc_delta"]) == pytest.approx(-2.5)  # 78 - 80, 79 - 82
+    assert float(drop["acc_delta_std"]) == pytest.approx(math.sqrt(0.5))
+    assert (out / "summary.md").exists() and (out / "config.json").exists()
+
+
+def test_merge_runs_refuses_parts_of_another_model_or_nothing(tmp_path):
+    _write_part(tmp_path / "a", [("full", 1.0, 0, 10, 80.0)])
+    _write_part(tmp_path / "b", [("full", 1.0, 1, 10, 82.0)], model="vit-lite")
+    with pytest.raises(ValueError, match="model"):
+        merge_runs(tmp_path / "out", [tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(ValueError, match="no folder"):
+        merge_runs(tmp_path / "out", [tmp_path / "missing"])

@@ -6,20 +6,27 @@ plus ``images_per_second_mean``, ``seconds_per_epoch_mean``, ``tokens_per_block`
 ``speedup`` (``full``'s seconds over the method's), ``acc_delta`` (the method's accuracy minus
 ``full``'s, paired by seed) and ``delta_vs_curve`` (minus the accuracy of the unpruned ViT
 trained for as many seconds, read off the same seed's ``full`` and ``full-short`` runs by linear
-interpolation; empty outside them).
+interpolation; empty outside them), each with its standard deviation over the seeds
+(``acc_delta_std``, ``delta_vs_curve_std``).
+
+A grid run as jobs (one folder each) is merged into one folder and its report rebuilt with::
+
+    python -m benchmarks.vit.report OUT PART [PART ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import itertools
+import json
 import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_COLUMNS", "SUMMARY_COLUMNS", "curve_accuracy", "write_report"]
+__all__ = ["RUN_COLUMNS", "SUMMARY_COLUMNS", "curve_accuracy", "merge_runs", "write_report"]
 
 RUN_COLUMNS = (
     "method",
@@ -48,7 +55,9 @@ SUMMARY_COLUMNS = (
     "tokens_per_block",
     "speedup",
     "acc_delta",
+    "acc_delta_std",
     "delta_vs_curve",
+    "delta_vs_curve_std",
 )
 
 
@@ -70,6 +79,10 @@ def curve_accuracy(points: list[tuple[float, float]], seconds: float) -> float:
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _std(values: list[float]) -> float | str:
+    return statistics.stdev(values) if len(values) > 1 else ""
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,7 +120,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "tokens_per_block": statistics.fmean(r["tokens_per_block"] for r in runs),
                 "speedup": full_seconds / seconds if full_seconds else "",
                 "acc_delta": statistics.fmean(paired) if paired else "",
+                "acc_delta_std": _std(paired),
                 "delta_vs_curve": statistics.fmean(vs_curve) if vs_curve else "",
+                "delta_vs_curve_std": _std(vs_curve),
             }
         )
     return out
@@ -136,7 +151,7 @@ def write_report(out: Path) -> str:
         writer.writerows(summary)
     shown = ("method", "keep_ratio", "seeds", "epochs", "test_acc_mean", "test_acc_std",
              "train_seconds_mean", "images_per_second_mean", "speedup", "acc_delta",
-             "delta_vs_curve")  # fmt: skip
+             "acc_delta_std", "delta_vs_curve", "delta_vs_curve_std")  # fmt: skip
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     lines += ["| " + " | ".join(_fmt(row[c]) for c in shown) + " |" for row in summary]
     table = "\n".join(lines) + "\n"
@@ -171,3 +186,60 @@ def _figure(summary: list[dict[str, Any]], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_time.png", dpi=120)
     plt.close(fig)
+
+
+def _key(row: dict[str, str]) -> tuple[str, str, str, str]:
+    return row["method"], row["keep_ratio"], row["seed"], row["epochs"]
+
+
+def merge_runs(out: Path, parts: list[Path]) -> int:
+    """Merge the ``runs.csv`` of ``parts`` into ``out``'s and rebuild its report; a part's run
+    replaces one of the same method, keep rate, seed and epochs already in ``out``.
+    ``config.json``, ``environment.json`` and ``versions.txt`` come from ``out`` where it has
+    them, else from the first part. Returns the number of runs in ``out``.
+
+    Raises:
+        ValueError: when no part has a ``runs.csv``, or parts were run with another model, data
+            or batch size (their ``config.json`` differ outside methods, keeps and seeds).
+    """
+    parts = [p for p in parts if (p / "runs.csv").exists()]
+    if not parts:
+        raise ValueError("parts: no folder with a runs.csv to merge")
+    rows: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    if (out / "runs.csv").exists():
+        with (out / "runs.csv").open() as f:
+            rows.update((_key(r), r) for r in csv.DictReader(f))
+    base = out if (out / "config.json").exists() else parts[0]
+    varying = ("out", "methods", "keeps", "seeds", "curve")
+    config = json.loads((base / "config.json").read_text())
+    for part in parts:
+        other = json.loads((part / "config.json").read_text())
+        for key in config.keys() | other.keys():
+            if key not in varying and config.get(key) != other.get(key):
+                raise ValueError(
+                    f"parts: {part} has {key}={other.get(key)!r}, {base} {config.get(key)!r}"
+                )
+        with (part / "runs.csv").open() as f:
+            rows.update((_key(r), r) for r in csv.DictReader(f))
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "environment.json", "versions.txt"):
+        if not (out / name).exists() and (parts[0] / name).exists():
+            (out / name).write_bytes((parts[0] / name).read_bytes())
+    with (out / "runs.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows.values())
+    write_report(out)
+    return len(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Merge ViT benchmark folders into one.")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("parts", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    print(args.out, merge_runs(args.out, args.parts), "runs")
+
+
+if __name__ == "__main__":
+    main()
