@@ -34,9 +34,9 @@ __all__ = ["METHODS", "MODELS", "Method", "build_method", "build_model"]
 
 METHODS = ("full", "full-short", "drop", "fuse", "random", "tome", "attention", "all-three")
 TOKEN_METHODS = METHODS[2:]
-# width, depth, heads, MLP ratio, patch size; "vit-lite" is ViT-Lite-6/4; "vit-mini" is the same
-# depth, patches and tokens at width 96 (3 heads of 32), about 2-4x the images/s of ViT-Lite on a CPU
-# thread, for accuracy grids that must fit a CPU session.
+# width, depth, heads, MLP ratio, patch size; "vit-lite" is ViT-Lite-6/4; "vit-mini" is the
+# same depth, patches and tokens at width 96 (3 heads of 32), for accuracy grids that must fit a
+# CPU session (about 4x ViT-Lite's training images/s on one CPU thread).
 MODELS: dict[str, dict[str, Any]] = {
     "vit-lite": {"width": 256, "depth": 6, "heads": 4, "mlp_ratio": 2.0, "patch_size": 4},
     "vit-mini": {"width": 96, "depth": 6, "heads": 3, "mlp_ratio": 2.0, "patch_size": 4},
