@@ -2,8 +2,9 @@
 # The token-pruning accuracy grid (issue 23 §2) sized for a 2-core CPU session: "vit-mini"
 # (ViT-Lite's 6 blocks, patch 4, 64 patch tokens, at width 96), 5,000 training images (the
 # benchmark's class-stratified subset), 10 epochs, a class-stratified 5,000 of the test images,
-# seeds 0-2. Every token method at keep 0.7; drop and fuse (the two the goals judge) also at 0.5; the unpruned ViT
-# for 10 epochs (`full`) and for 5 and 7 (`full-short`, the equal-wall-clock curve). One method
+# seeds 0-2. Every token method at keep 0.7; drop and fuse (the two the goals judge) also at
+# 0.5; the unpruned ViT for 10 epochs (`full`) and for 5 and 7 (`full-short`, the
+# equal-wall-clock curve). One method
 # and seed per job, one-thread workers taking jobs from a queue; train_seconds are comparable
 # within the grid (every run had one other one-thread job beside it), not machine-alone
 # throughput (docs/results/vit-cifar10-throughput has that):
