@@ -92,3 +92,14 @@ def test_paired_tables_difference_each_method_with_each_reference_by_seed(tmp_pa
     assert "| static-random | 0.5 | 0.850 | 0.200 |" in text
     with pytest.raises(ValueError, match="references: name at least one"):
         table(tmp_path, [])
+
+
+def test_parts_merge_only_the_named_methods(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    a, b = job(tmp_path, "a", "ucb", 0, 60.0), job(tmp_path, "b", "uniform", 1, 61.0)
+    assert merge_folders([a, b], out, report=False, methods=["uniform"]) == 1
+    assert [(r["method"], r["seed"]) for r in rows(out)] == [("uniform", "1")]
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["pruning"]["policies"] == ["uniform"] and cfg["benchmark"]["seeds"] == [1]
+    with pytest.raises(ValueError, match="methods: name at least one"):
+        merge_folders([a], out, report=False, methods=[])

@@ -6,9 +6,10 @@ them all. Rows already in ``out`` are kept unless a part has a run of the same m
 ratio and seed, which replaces them (so a later session adds to committed results). The columns
 are the union of every part's, so a newer part may carry more. ``config.yaml`` lists every
 part's methods and seeds; ``environment.json`` and ``versions.txt`` come from ``out`` where it
-has them, else from the first part.
+has them, else from the first part. ``--methods`` takes only those methods' runs from the parts
+(a study that pairs with another study's reference runs without copying its other methods).
 
-    python -m benchmarks.grid.merge OUT PART [PART ...]
+    python -m benchmarks.grid.merge [--methods uniform,...] OUT PART [PART ...]
 """
 
 from __future__ import annotations
@@ -47,35 +48,47 @@ def _union(fields: list[str], more: list[str]) -> list[str]:
     return fields + [c for c in more if c not in fields]
 
 
-def merge_folders(parts: Sequence[Path], out: Path, *, report: bool = True) -> int:
-    """Merges the results folders ``parts`` into ``out`` (module docstring); returns the number
-    of runs in ``out``'s ``runs.csv``.
+def merge_folders(
+    parts: Sequence[Path],
+    out: Path,
+    *,
+    report: bool = True,
+    methods: Sequence[str] | None = None,
+) -> int:
+    """Merges the results folders ``parts`` into ``out`` (module docstring), only the runs of
+    ``methods`` where given; returns the number of runs in ``out``'s ``runs.csv``.
 
     Raises:
-        ValueError: when no part has a ``runs.csv``, or parts disagree on anything in
-            ``config.yaml`` but the methods and seeds.
+        ValueError: when no part has a ``runs.csv``, parts disagree on anything in
+            ``config.yaml`` but the methods and seeds, or ``methods`` is given but empty.
     """
+    if methods is not None and not methods:
+        raise ValueError("methods: name at least one method, or pass None for every method")
     parts = [p for p in parts if (p / "runs.csv").exists()]
     if not parts:
         raise ValueError("parts: no folder with a runs.csv to merge")
     tables = _read(out) if out.exists() else {}
     base = out if (out / "config.yaml").exists() else parts[0]
     cfg = yaml.safe_load((base / "config.yaml").read_text())
-    seeds, methods = set(cfg["benchmark"]["seeds"]), list(cfg["pruning"]["policies"])
+    seeds = set(cfg["benchmark"]["seeds"]) if base == out else set()
+    policies = list(cfg["pruning"]["policies"]) if base == out else []  # the parts' added below
     for part in parts:
         part_cfg = yaml.safe_load((part / "config.yaml").read_text())
-        seeds.update(part_cfg["benchmark"]["seeds"])
-        methods += [m for m in part_cfg["pruning"]["policies"] if m not in methods]
+        taken = [m for m in part_cfg["pruning"]["policies"] if methods is None or m in methods]
+        policies += [m for m in taken if m not in policies]
+        if taken:
+            seeds.update(part_cfg["benchmark"]["seeds"])
         for key in ("data", "model", "train"):
             if part_cfg[key] != cfg[key]:
                 raise ValueError(f"parts: {part} has another {key} section than {base}")
         for name, (fields, rows) in _read(part).items():
+            rows = [r for r in rows if methods is None or r["method"] in methods]
             have_fields, have = tables.get(name, ([], []))
             replaced = {_key(r) for r in rows}
             have = [r for r in have if _key(r) not in replaced]
             tables[name] = (_union(have_fields, fields), have + rows)
     cfg["benchmark"]["seeds"] = sorted(seeds)
-    cfg["pruning"]["policies"] = methods
+    cfg["pruning"]["policies"] = policies
     out.mkdir(parents=True, exist_ok=True)
     for name in ("environment.json", "versions.txt"):
         if not (out / name).exists():
@@ -97,10 +110,12 @@ def merge_folders(parts: Sequence[Path], out: Path, *, report: bool = True) -> i
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", default=None, help="comma-separated; default every method")
     parser.add_argument("out", type=Path)
     parser.add_argument("parts", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    print(args.out, merge_folders(args.parts, args.out), "runs")
+    methods = None if args.methods is None else [m for m in args.methods.split(",") if m]
+    print(args.out, merge_folders(args.parts, args.out, methods=methods), "runs")
 
 
 if __name__ == "__main__":

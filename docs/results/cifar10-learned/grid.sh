@@ -38,10 +38,11 @@ if [ "$1" = queue50k ]; then
 fi
 if [ "$1" = merge50k ]; then
   rerun=docs/results/cifar10-50k-clean-select/rerun
-  python -m benchmarks.grid.merge docs/results/cifar10-learned/50k-clean \
-    $rerun/clean-k0.3 $rerun/clean-k0.5 results/l24/clean50k-*
-  python -m benchmarks.grid.merge docs/results/cifar10-learned/50k-noise20 \
-    $rerun/sym20-k0.3 $rerun/sym20-k0.5 results/l24/noise50k-*
+  for pair in clean:clean noise20:sym20; do
+    set=${pair%:*}; preset=${pair#*:}; out=docs/results/cifar10-learned/50k-$set
+    python -m benchmarks.grid.merge --methods uniform $out $rerun/$preset-k0.3 $rerun/$preset-k0.5
+    python -m benchmarks.grid.merge $out results/l24/${set%20}50k-*
+  done
   exit 0
 fi
 if [ "$1" = merge ]; then
