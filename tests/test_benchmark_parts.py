@@ -101,5 +101,22 @@ def test_parts_merge_only_the_named_methods(tmp_path: Path) -> None:
     assert [(r["method"], r["seed"]) for r in rows(out)] == [("uniform", "1")]
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["pruning"]["policies"] == ["uniform"] and cfg["benchmark"]["seeds"] == [1]
-    with pytest.raises(ValueError, match="methods: name at least one"):
-        merge_folders([a], out, report=False, methods=[])
+    # into a folder that exists: the filter applies to the parts, the committed rows stay
+    c = job(tmp_path, "c", "full", 2, 70.0)
+    assert merge_folders([a, c], out, report=False, methods={"full"}) == 2
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["pruning"]["policies"] == ["uniform"] and cfg["benchmark"]["baselines"] == ["full"]
+    assert cfg["benchmark"]["seeds"] == [1, 2] and cfg["pruning"]["keep_ratios"] == [0.5]
+    for bad, match in (([], "got \\[\\]"), ("uniform", "got 'uniform'"), (["ucbb"], "no part")):
+        with pytest.raises(ValueError, match=match):
+            merge_folders([a], out, report=False, methods=bad)
+
+
+def test_a_rerun_replaces_its_run_however_the_numbers_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    merge_folders([job(tmp_path, "a", "uniform", 0, 60.0)], out, report=False)
+    b = job(tmp_path, "b", "uniform", 0, 61.0)
+    text = (b / "runs.csv").read_text().replace(",0.5,0,", ",0.50,0,")
+    (b / "runs.csv").write_text(text)
+    assert merge_folders([b], out, report=False) == 1
+    assert rows(out)[0]["final_acc"] == "61.0"

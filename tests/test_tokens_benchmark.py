@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import math
 
 import pytest
 import torch
 
 from benchmarks.grid.data import DataBundle
+from benchmarks.vit.merge import merge_runs
 from benchmarks.vit.methods import METHODS, build_method, build_model, schedule_epochs
-from benchmarks.vit.report import RUN_COLUMNS, curve_accuracy, merge_runs, summarize
+from benchmarks.vit.report import RUN_COLUMNS, curve_accuracy, summarize
 from benchmarks.vit.run import learning_rate, parse_args, plan, train
 from dynaprune import DynamicPruningSampler, OnionPolicy
 from dynaprune.tokens import TokenPruner
@@ -111,42 +114,48 @@ def test_at_target_times_every_step_at_the_target_keep_rate():
 
 
 def _write_part(folder, rows, **config):
-    import csv
-    import json
-
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"model": "vit-mini", **config}))
+    recipe = {"model": "vit-mini", "epochs": 10, "out": str(folder), "seeds": [rows[0][2]]}
+    (folder / "config.json").write_text(json.dumps({**recipe, **config}))
     with (folder / "runs.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
         writer.writeheader()
         for method, keep, seed, epochs, acc in rows:
             writer.writerow({"method": method, "keep_ratio": keep, "seed": seed,
                              "epochs": epochs, "steps": 10, "train_images": 1280,
-                             "final_acc": acc, "train_seconds": 10.0 * keep,
-                             "images_per_second": 128 / keep, "seconds_per_epoch": keep,
-                             "tokens_per_block": 64 * keep})  # fmt: skip
+                             "final_acc": acc, "train_seconds": 10.0 * float(keep),
+                             "images_per_second": 128 / float(keep), "seconds_per_epoch": 1.0,
+                             "tokens_per_block": 64 * float(keep)})  # fmt: skip
+    return folder
 
 
 def test_merge_runs_unions_parts_replaces_reruns_and_writes_the_report(tmp_path):
-    import csv
-
-    _write_part(tmp_path / "a", [("full", 1.0, 0, 10, 80.0), ("drop", 0.5, 0, 10, 70.0)])
-    _write_part(tmp_path / "b", [("full", 1.0, 1, 10, 82.0), ("drop", 0.5, 1, 10, 79.0)])
+    a = _write_part(tmp_path / "a", [("full", 1.0, 0, 10, 80.0), ("drop", 0.5, 0, 10, 70.0)])
+    b = _write_part(tmp_path / "b", [("full", 1.0, 1, 10, 82.0), ("drop", 0.5, 1, 10, 79.0)])
     out = tmp_path / "out"
-    assert merge_runs(out, [tmp_path / "a", tmp_path / "b"]) == 4
-    _write_part(tmp_path / "c", [("drop", 0.5, 0, 10, 78.0)])  # a rerun of seed 0
-    assert merge_runs(out, [tmp_path / "c"]) == 4
+    assert merge_runs([a, b], out) == 4
+    c = _write_part(tmp_path / "c", [("drop", "0.50", 0, 10, 78.0)])  # a rerun of seed 0
+    assert merge_runs([c], out) == 4
     with (out / "summary.csv").open() as f:
         drop = next(r for r in csv.DictReader(f) if r["method"] == "drop")
     assert float(drop["acc_delta"]) == pytest.approx(-2.5)  # 78 - 80, 79 - 82
     assert float(drop["acc_delta_std"]) == pytest.approx(math.sqrt(0.5))
-    assert (out / "summary.md").exists() and (out / "config.json").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["seeds"] == [0, 1] and config["methods"] == ["drop", "full"]
+    assert config["keeps"] == [0.5] and config["out"] == str(out)
+    assert (out / "summary.md").exists()
 
 
-def test_merge_runs_refuses_parts_of_another_model_or_nothing(tmp_path):
-    _write_part(tmp_path / "a", [("full", 1.0, 0, 10, 80.0)])
-    _write_part(tmp_path / "b", [("full", 1.0, 1, 10, 82.0)], model="vit-lite")
-    with pytest.raises(ValueError, match="model"):
-        merge_runs(tmp_path / "out", [tmp_path / "a", tmp_path / "b"])
+def test_merge_runs_refuses_parts_of_another_recipe_or_nothing(tmp_path):
+    a = _write_part(tmp_path / "a", [("full", 1.0, 0, 10, 80.0)])
+    b = _write_part(tmp_path / "b", [("full", 1.0, 1, 10, 82.0)], epochs=20)
+    with pytest.raises(ValueError, match="epochs=20"):
+        merge_runs([a, b], tmp_path / "out")
     with pytest.raises(ValueError, match="no folder"):
-        merge_runs(tmp_path / "out", [tmp_path / "missing"])
+        merge_runs([tmp_path / "missing"], tmp_path / "out")
+
+
+def test_vit_mini_is_vit_lites_depth_and_tokens_at_width_96():
+    net = build_model("vit-mini", 32, 10, seed=0)
+    assert len(net.blocks) == 6 and net.num_patches == 64
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -6,27 +6,21 @@ plus ``images_per_second_mean``, ``seconds_per_epoch_mean``, ``tokens_per_block`
 ``speedup`` (``full``'s seconds over the method's), ``acc_delta`` (the method's accuracy minus
 ``full``'s, paired by seed) and ``delta_vs_curve`` (minus the accuracy of the unpruned ViT
 trained for as many seconds, read off the same seed's ``full`` and ``full-short`` runs by linear
-interpolation; empty outside them), each with its standard deviation over the seeds
-(``acc_delta_std``, ``delta_vs_curve_std``).
-
-A grid run as jobs (one folder each) is merged into one folder and its report rebuilt with::
-
-    python -m benchmarks.vit.report OUT PART [PART ...]
+interpolation; empty outside them); the last two with their standard deviations over the seeds
+(``acc_delta_std``, ``delta_vs_curve_std``; empty below two seeds).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
-import json
 import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_COLUMNS", "SUMMARY_COLUMNS", "curve_accuracy", "merge_runs", "write_report"]
+__all__ = ["RUN_COLUMNS", "SUMMARY_COLUMNS", "curve_accuracy", "run_key", "write_report"]
 
 RUN_COLUMNS = (
     "method",
@@ -79,6 +73,12 @@ def curve_accuracy(points: list[tuple[float, float]], seconds: float) -> float:
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def run_key(row: dict[str, Any]) -> tuple[str, float, int, int]:
+    """What identifies a run in ``runs.csv``: method, keep rate, seed and epochs (parsed, so that
+    ``0.7`` and ``0.70`` are one run)."""
+    return row["method"], float(row["keep_ratio"]), int(row["seed"]), int(row["epochs"])
 
 
 def _std(values: list[float]) -> float | str:
@@ -186,60 +186,3 @@ def _figure(summary: list[dict[str, Any]], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_time.png", dpi=120)
     plt.close(fig)
-
-
-def _key(row: dict[str, str]) -> tuple[str, str, str, str]:
-    return row["method"], row["keep_ratio"], row["seed"], row["epochs"]
-
-
-def merge_runs(out: Path, parts: list[Path]) -> int:
-    """Merge the ``runs.csv`` of ``parts`` into ``out``'s and rebuild its report; a part's run
-    replaces one of the same method, keep rate, seed and epochs already in ``out``.
-    ``config.json``, ``environment.json`` and ``versions.txt`` come from ``out`` where it has
-    them, else from the first part. Returns the number of runs in ``out``.
-
-    Raises:
-        ValueError: when no part has a ``runs.csv``, or parts were run with another model, data
-            or batch size (their ``config.json`` differ outside methods, keeps and seeds).
-    """
-    parts = [p for p in parts if (p / "runs.csv").exists()]
-    if not parts:
-        raise ValueError("parts: no folder with a runs.csv to merge")
-    rows: dict[tuple[str, str, str, str], dict[str, str]] = {}
-    if (out / "runs.csv").exists():
-        with (out / "runs.csv").open() as f:
-            rows.update((_key(r), r) for r in csv.DictReader(f))
-    base = out if (out / "config.json").exists() else parts[0]
-    varying = ("out", "methods", "keeps", "seeds", "curve")
-    config = json.loads((base / "config.json").read_text())
-    for part in parts:
-        other = json.loads((part / "config.json").read_text())
-        for key in config.keys() | other.keys():
-            if key not in varying and config.get(key) != other.get(key):
-                raise ValueError(
-                    f"parts: {part} has {key}={other.get(key)!r}, {base} {config.get(key)!r}"
-                )
-        with (part / "runs.csv").open() as f:
-            rows.update((_key(r), r) for r in csv.DictReader(f))
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "environment.json", "versions.txt"):
-        if not (out / name).exists() and (parts[0] / name).exists():
-            (out / name).write_bytes((parts[0] / name).read_bytes())
-    with (out / "runs.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows.values())
-    write_report(out)
-    return len(rows)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Merge ViT benchmark folders into one.")
-    parser.add_argument("out", type=Path)
-    parser.add_argument("parts", type=Path, nargs="+")
-    args = parser.parse_args(argv)
-    print(args.out, merge_runs(args.out, args.parts), "runs")
-
-
-if __name__ == "__main__":
-    main()

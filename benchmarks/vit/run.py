@@ -38,7 +38,7 @@ from benchmarks.grid.config import DEFAULTS
 from benchmarks.grid.data import DataBundle, load_data
 from benchmarks.grid.loaders import DeviceLoader, normalize
 from benchmarks.vit.methods import METHODS, MODELS, Method, build_method, build_model
-from benchmarks.vit.report import RUN_COLUMNS, write_report
+from benchmarks.vit.report import RUN_COLUMNS, run_key, write_report
 from dynaprune.tokens import TokenPruner
 
 LR, WEIGHT_DECAY, WARMUP_SHARE, SMOOTHING = 1e-3, 0.05, 0.05, 0.1
@@ -182,10 +182,7 @@ def _done(path: Path) -> set[tuple[str, float, int, int]]:
     if not path.exists():
         return set()
     with path.open() as f:
-        return {
-            (r["method"], float(r["keep_ratio"]), int(r["seed"]), int(r["epochs"]))
-            for r in csv.DictReader(f)
-        }
+        return {run_key(r) for r in csv.DictReader(f)}
 
 
 def main(argv: list[str] | None = None) -> None:

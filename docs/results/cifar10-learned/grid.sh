@@ -4,10 +4,9 @@
 # symmetric label noise, keep 0.3 and 0.5, seeds 0-2. One method and seed per job (both keep
 # ratios share its scoring run; the test set is evaluated after the last epoch only);
 # one-thread workers take jobs from a queue (accuracy only):
-#   bash grid.sh queue > /tmp/q          # every job, seed by seed
-#   (each worker) while read -r job; do bash grid.sh job $job; done < /tmp/q
+#   bash grid.sh queue | xargs -P 2 -L 1 bash grid.sh job   # every job, seed by seed
 #   bash grid.sh merge                    # results/l24/* -> clean/, noise20/, with the reports
-# Jobs: SET METHOD SEED [KEEPS], SET one of clean, noise20, KEEPS default 0.3,0.5 (results in
+# Jobs: SET METHOD SEED [KEEPS], SET one of clean, noise20, clean50k, noise50k, KEEPS default 0.3,0.5 (results in
 # results/l24/SET-METHOD-sSEED, or SET-METHOD-sSEED-kKEEPS when KEEPS is given).
 # The whole 50k set (configs/cifar10-50k.yaml at lr 0.2, the preset and learning rate of
 # docs/clean-selection.md, whose uniform runs at keep 0.3 and 0.5 this grid pairs with): sets
@@ -20,7 +19,7 @@ cd "$(dirname "$0")/../../.."
 METHODS="uniform static-random static-herding static-learned static-learned-linear"
 ALONE="static-alone-loss_mean static-alone-loss_spread static-alone-forgetting static-alone-el2n
 static-alone-margin"
-if [ "$1" = queue ]; then
+if [ "${1:-}" = queue ]; then
   for s in 0 1 2; do for set in noise20 clean; do for m in $METHODS; do
     echo "$set $m $s"; done; done; done
   # uniform at keep 0.7: about the time of a static method at 0.5 with its scoring run
@@ -29,14 +28,14 @@ if [ "$1" = queue ]; then
     echo "$set $m $s 0.5"; done; done; done  # at keep 0.5 only, to fit the session
   exit 0
 fi
-if [ "$1" = queue50k ]; then
+if [ "${1:-}" = queue50k ]; then
   for s in 0 1 2; do for set in noise50k clean50k; do
     for m in static-learned-linear static-random static-herding static-learned; do
       echo "$set $m $s"; done; done; done
   for s in 0 1 2; do for set in noise50k clean50k; do echo "$set uniform $s 0.7"; done; done
   exit 0
 fi
-if [ "$1" = merge50k ]; then
+if [ "${1:-}" = merge50k ]; then
   rerun=docs/results/cifar10-50k-clean-select/rerun
   for pair in clean:clean noise20:sym20; do
     set=${pair%:*}; preset=${pair#*:}; out=docs/results/cifar10-learned/50k-$set
@@ -45,13 +44,13 @@ if [ "$1" = merge50k ]; then
   done
   exit 0
 fi
-if [ "$1" = merge ]; then
+if [ "${1:-}" = merge ]; then
   for set in clean noise20; do
     python -m benchmarks.grid.merge docs/results/cifar10-learned/$set results/l24/$set-*
   done
   exit 0
 fi
-[ "$1" = job ] || { echo "usage: grid.sh queue | queue50k | job SET METHOD SEED [KEEPS] | merge | merge50k" >&2; exit 2; }
+[ "${1:-}" = job ] || { echo "usage: grid.sh queue | queue50k | job SET METHOD SEED [KEEPS] | merge | merge50k" >&2; exit 2; }
 set=$2; method=$3; seed=$4; keeps=${5:-0.3,0.5}
 out=results/l24/$set-$method-s$seed${5:+-k$5}
 [ -f "$out/runs.csv" ] && exit 0  # done already
@@ -60,6 +59,7 @@ config=configs/cifar10-cpu.yaml; extra=(--eval-every 16)
 case $set in
   clean) ;;
   noise20) extra+=(--label-noise 0.2) ;;
+  # the 50k preset evaluates after its last epoch (its eval_every), as the uniform runs paired with
   clean50k) config=configs/cifar10-50k.yaml; extra=(--lr 0.2) ;;
   noise50k) config=configs/cifar10-50k.yaml; extra=(--lr 0.2 --label-noise 0.2) ;;
   *) echo "unknown set $set" >&2; exit 2 ;;

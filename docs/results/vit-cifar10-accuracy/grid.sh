@@ -5,16 +5,16 @@
 # seeds 0-2. Every token method at keep 0.7; drop and fuse (the two the goals judge) also at
 # 0.5; the unpruned ViT for 10 epochs (`full`) and for 5 and 7 (`full-short`, the
 # equal-wall-clock curve). One method
-# and seed per job, one-thread workers taking jobs from a queue; train_seconds are comparable
-# within the grid (every run had one other one-thread job beside it), not machine-alone
-# throughput (docs/results/vit-cifar10-throughput has that):
-#   bash grid.sh queue > /tmp/q
-#   (each worker) while read -r job; do bash grid.sh job $job; done < /tmp/q
+# and seed per job, two one-thread workers taking jobs from one queue; train_seconds are
+# comparable within the grid (every run had one other one-thread job beside it), not
+# machine-alone throughput (docs/results/vit-cifar10-throughput has that):
+#   bash grid.sh queue | xargs -P 2 -L 1 bash grid.sh job
 #   bash grid.sh merge          # results/vit-acc/* -> this folder, with the report
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 HERE=docs/results/vit-cifar10-accuracy
-if [ "$1" = queue ]; then
+export OMP_NUM_THREADS=1  # one thread per job (benchmarks/vit/run.py uses torch's default)
+if [ "${1:-}" = queue ]; then
   for s in 0 1 2; do
     echo "full $s 0.7"; echo "full-short $s 0.7"
     for m in drop fuse; do echo "$m $s 0.7,0.5"; done
@@ -22,11 +22,11 @@ if [ "$1" = queue ]; then
   done
   exit 0
 fi
-if [ "$1" = merge ]; then
-  python -m benchmarks.vit.report $HERE results/vit-acc/*
+if [ "${1:-}" = merge ]; then
+  python -m benchmarks.vit.merge $HERE results/vit-acc/*
   exit 0
 fi
-[ "$1" = job ] || { echo "usage: grid.sh queue | job METHOD SEED KEEPS | merge" >&2; exit 2; }
+[ "${1:-}" = job ] || { echo "usage: grid.sh queue | job METHOD SEED KEEPS | merge" >&2; exit 2; }
 method=$2; seed=$3; keeps=$4
 out=results/vit-acc/$method-s$seed
 python benchmarks/vit/run.py --out "$out" --data-root ../shared/data/cifar10-jpeg \
