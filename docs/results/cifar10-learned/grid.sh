@@ -30,9 +30,11 @@ if [ "${1:-}" = queue ]; then
 fi
 if [ "${1:-}" = queue50k ]; then
   for s in 0 1 2; do for set in noise50k clean50k; do
-    for m in static-learned-linear static-random static-herding static-learned; do
+    for m in static-learned-linear static-random static-herding; do
       echo "$set $m $s"; done; done; done
   for s in 0 1 2; do for set in noise50k clean50k; do echo "$set uniform $s 0.7"; done; done
+  # the attention selector, under noise only (what fitted the session)
+  for s in 0 1 2; do echo "noise50k static-learned $s"; done
   exit 0
 fi
 if [ "${1:-}" = merge50k ]; then
