@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from benchmarks.grid.factory_names import resolve
+from benchmarks.grid.methods import BASELINES
 
 __all__ = [
     "AMP_MODES",
@@ -37,7 +38,6 @@ LOOPS = ("lightning", "plain")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "linear", "constant")
 AMP_MODES = ("none", "bf16")
-BASELINES = ("full", "full-same-budget")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "data": {

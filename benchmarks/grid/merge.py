@@ -24,12 +24,13 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["BASELINES", "FILES", "merge_folders"]
+from benchmarks.grid.methods import BASELINES
+
+__all__ = ["FILES", "merge_folders"]
 
 FILES = ("runs.csv", "curves.csv", "flags.csv")
 
 Table = tuple[list[str], list[dict[str, str]]]
-BASELINES = ("full", "full-same-budget")
 
 
 def _key(row: dict[str, str]) -> tuple[str, float, int]:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.vit.methods import TOKEN_METHODS
 from benchmarks.vit.report import RUN_COLUMNS, run_key, write_report
 
 __all__ = ["RECIPE", "merge_runs"]
@@ -63,7 +64,7 @@ def merge_runs(parts: Sequence[Path], out: Path) -> int:
     config.update(
         out=str(out),
         methods=list(dict.fromkeys(k[0] for k in keys)),
-        keeps=sorted({k[1] for k in keys if k[0] not in ("full", "full-short")}, reverse=True),
+        keeps=sorted({k[1] for k in keys if k[0] in TOKEN_METHODS}, reverse=True),
         curve=sorted({k[1] for k in keys if k[0] == "full-short"}),
         seeds=sorted({k[2] for k in keys}),
     )
